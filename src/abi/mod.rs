@@ -1,0 +1,17 @@
+//! The C-visible types and constants of libvirt's public headers, as `#[repr(C)]` Rust
+//! items with libvirt's exact names and values.
+//!
+//! cbindgen turns this module (with the function prototypes of `capi`) into
+//! `include/libvirt/libvirt.h`. Nothing here has behaviour; the core code uses these
+//! enums for error codes and flag values so that each value is written down once.
+
+#![allow(non_camel_case_types, non_snake_case)]
+#![forbid(unsafe_code)]
+
+pub mod host;
+pub mod domain;
+pub mod error;
+
+pub use domain::*;
+pub use error::*;
+pub use host::*;

@@ -1,0 +1,169 @@
+//! The objects behind `virConnectPtr`, `virDomainPtr` and the other opaque handles.
+//!
+//! A handle is an `Arc` whose raw pointer is what C sees. C references are strong counts
+//! of the `Arc`, so a connection stays alive while domain handles (each holding an `Arc`
+//! of it) are alive. The first field is a magic number naming the handle's kind: a NULL
+//! pointer or a handle of another kind is refused before anything else is read, and a
+//! released handle has its magic cleared.
+
+use std::ffi::{CStr, CString};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::error::{ErrorRecord, Handler};
+use crate::abi::{_virConnect, _virDomain};
+use crate::driver::{DomainId, Driver};
+
+/// A kind of handle: its magic number and the opaque C type its pointers have.
+pub trait HandleKind: Send + Sync + 'static {
+    const MAGIC: u64;
+    type Opaque;
+}
+
+/// A reference-counted object handed to C as `*mut Kind::Opaque`.
+#[repr(C)]
+pub struct Handle<T: HandleKind> {
+    magic: AtomicU64,
+    value: T,
+}
+
+impl<T: HandleKind> Handle<T> {
+    /// Wraps a value in a new handle with one reference.
+    pub fn new(value: T) -> Arc<Handle<T>> {
+        Arc::new(Handle { magic: AtomicU64::new(T::MAGIC), value })
+    }
+
+    /// Takes a new reference on the handle behind `ptr`, or `None` when `ptr` is NULL or
+    /// not a live handle of this kind.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or point to readable memory at least as large as the magic
+    /// field. When the magic matches, `ptr` must come from [`Handle::into_ptr`] of this
+    /// kind and still hold at least one reference.
+    pub unsafe fn from_ptr(ptr: *mut T::Opaque) -> Option<Arc<Handle<T>>> {
+        if ptr.is_null() {
+            return None;
+        }
+        let handle = ptr as *const Handle<T>;
+        // SAFETY: `ptr` is non-NULL and readable (contract); `magic` is the first field of
+        // a #[repr(C)] struct.
+        let magic = unsafe { (*handle).magic.load(Ordering::Acquire) };
+        if magic != T::MAGIC {
+            return None;
+        }
+        // SAFETY: the magic says this is a live handle of this kind from `Arc::into_raw`.
+        unsafe {
+            Arc::increment_strong_count(handle);
+            Some(Arc::from_raw(handle))
+        }
+    }
+
+    /// Hands one reference to C.
+    pub fn into_ptr(this: Arc<Handle<T>>) -> *mut T::Opaque {
+        Arc::into_raw(this) as *mut T::Opaque
+    }
+
+    /// The C pointer of a handle, without adding a reference (for getters that return a
+    /// borrowed handle).
+    pub fn as_ptr(this: &Arc<Handle<T>>) -> *mut T::Opaque {
+        Arc::as_ptr(this) as *mut T::Opaque
+    }
+
+    /// Drops one C reference. The caller must hold its own `Arc` (from
+    /// [`Handle::from_ptr`]) so the object outlives this call; the number of references
+    /// left besides that one is returned.
+    ///
+    /// # Safety
+    /// `ptr` must be the pointer of `this`, and the caller must own the C reference
+    /// being dropped.
+    pub unsafe fn release(this: &Arc<Handle<T>>, ptr: *mut T::Opaque) -> usize {
+        // SAFETY: the caller owns one C reference of this Arc (contract).
+        unsafe { Arc::decrement_strong_count(ptr as *const Handle<T>) };
+        Arc::strong_count(this) - 1
+    }
+}
+
+impl<T: HandleKind> Deref for Handle<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: HandleKind> Drop for Handle<T> {
+    fn drop(&mut self) {
+        self.magic.store(0, Ordering::Release);
+    }
+}
+
+/// What a `virConnectPtr` holds.
+pub struct Connection {
+    pub uri: String,
+    pub read_only: bool,
+    pub driver: Arc<dyn Driver>,
+    /// `virConnectGetType()`'s answer; owned here because C gets a `const char *`.
+    pub type_name: CString,
+    /// The connection's copy of the last error (`virConnGetLastError()`).
+    pub(crate) last_error: Mutex<ErrorRecord>,
+    /// The connection's error callback (`virConnSetErrorFunc()`).
+    pub(crate) handler: Mutex<Handler>,
+}
+
+impl HandleKind for Connection {
+    const MAGIC: u64 = u64::from_le_bytes(*b"vbConnct");
+    type Opaque = _virConnect;
+}
+
+/// The handle type of connections.
+pub type ConnectHandle = Handle<Connection>;
+
+impl Connection {
+    /// A connection to `driver` under the URI the caller gave.
+    pub fn new(uri: String, read_only: bool, driver: Arc<dyn Driver>) -> Arc<ConnectHandle> {
+        let type_name = CString::new(driver.connect_get_type()).unwrap_or_default();
+        Handle::new(Connection {
+            uri,
+            read_only,
+            driver,
+            type_name,
+            last_error: Mutex::new(ErrorRecord::empty()),
+            handler: Mutex::new(Handler::none()),
+        })
+    }
+}
+
+/// What a `virDomainPtr` holds: the domain's identity and a reference on the connection.
+pub struct DomainRef {
+    pub conn: Arc<ConnectHandle>,
+    pub id: DomainId,
+    /// `virDomainGetName()`'s answer; owned here because C gets a `const char *`.
+    pub name: CString,
+}
+
+impl HandleKind for DomainRef {
+    const MAGIC: u64 = u64::from_le_bytes(*b"vbDomain");
+    type Opaque = _virDomain;
+}
+
+/// The handle type of domains.
+pub type DomainHandle = Handle<DomainRef>;
+
+impl DomainRef {
+    /// A new handle (one reference) for a domain of `conn`.
+    pub fn new(conn: Arc<ConnectHandle>, id: DomainId) -> Arc<DomainHandle> {
+        let name = CString::new(id.name.clone()).unwrap_or_default();
+        Handle::new(DomainRef { conn, id, name })
+    }
+
+    /// The name as C sees it.
+    pub fn c_name(&self) -> &CStr {
+        &self.name
+    }
+}
+
+static_assertions::assert_impl_all!(ConnectHandle: Send, Sync);
+static_assertions::assert_impl_all!(DomainHandle: Send, Sync);
+static_assertions::assert_not_impl_any!(ConnectHandle: Clone, Copy);

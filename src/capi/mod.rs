@@ -1,0 +1,148 @@
+//! The C entry points, with libvirt's exact names and signatures. This is the only module
+//! with `unsafe` code.
+//!
+//! # The contract with C callers
+//!
+//! * **Pointers.** Every handle argument must be NULL or a live handle returned by this
+//!   library. NULL and handles of the wrong kind are detected and reported as libvirt
+//!   does (`VIR_ERR_INVALID_CONN`, `VIR_ERR_INVALID_DOMAIN`, ...); a freed or garbage
+//!   pointer is caught on a best-effort basis only, as in libvirt.
+//! * **Ownership.** Handles are reference counted: each `*Ref` adds one reference and
+//!   each `*Free` (`virConnectClose` for connections) drops one. A domain handle holds a
+//!   reference on its connection, a checkpoint handle on its domain. Strings and arrays
+//!   the caller releases with `free()` are allocated with `malloc()`; `const char *`
+//!   results belong to the handle they came from.
+//! * **Errors.** Every entry point first clears the calling thread's last error. On
+//!   failure it returns -1 or NULL, records the error for the thread (and for the
+//!   connection, when one is known) and passes it to the error callback, or prints it to
+//!   stderr when none is set. A panic inside the library never unwinds into C: it becomes
+//!   `VIR_ERR_INTERNAL_ERROR`.
+//! * **Threads.** Handles may be used from any thread. The last error is per thread.
+
+#![allow(non_snake_case, non_camel_case_types, non_upper_case_globals)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod alloc;
+pub mod connect;
+pub mod domain;
+pub mod error;
+pub mod handles;
+mod sys;
+
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::error::{Code, Domain, Error, Result};
+use handles::{ConnectHandle, DomainHandle};
+
+#[cfg(panic = "abort")]
+compile_error!("the C boundary turns panics into errors with catch_unwind: build with panic = \"unwind\"");
+
+/// The value an entry point returns on failure.
+pub trait Failure {
+    const FAILURE: Self;
+}
+
+impl Failure for c_int {
+    const FAILURE: c_int = -1;
+}
+
+impl Failure for c_uint {
+    const FAILURE: c_uint = c_uint::MAX;
+}
+
+impl<T> Failure for *mut T {
+    const FAILURE: *mut T = std::ptr::null_mut();
+}
+
+impl<T> Failure for *const T {
+    const FAILURE: *const T = std::ptr::null();
+}
+
+/// The state of one call through the C boundary: which API it is, which error domain
+/// its own checks report in, and the connection errors are dispatched to once known.
+pub struct Call {
+    pub api: &'static str,
+    pub from: Domain,
+    conn: Option<Arc<ConnectHandle>>,
+}
+
+impl Call {
+    /// Validates a connection pointer and makes it the call's error target.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or point to memory readable as a connection handle.
+    pub unsafe fn conn(&mut self, ptr: crate::abi::virConnectPtr) -> Result<Arc<ConnectHandle>> {
+        // SAFETY: forwarded from this function's contract.
+        let conn = unsafe { ConnectHandle::from_ptr(ptr) }
+            .ok_or_else(|| Error::new(self.from, Code::VIR_ERR_INVALID_CONN, self.api))?;
+        self.conn = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Validates a domain pointer and makes its connection the call's error target.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or point to memory readable as a domain handle.
+    pub unsafe fn domain(&mut self, ptr: crate::abi::virDomainPtr) -> Result<Arc<DomainHandle>> {
+        // SAFETY: forwarded from this function's contract.
+        let dom = unsafe { DomainHandle::from_ptr(ptr) }
+            .ok_or_else(|| Error::new(Domain::VIR_FROM_DOM, Code::VIR_ERR_INVALID_DOMAIN, self.api))?;
+        self.conn = Some(dom.conn.clone());
+        Ok(dom)
+    }
+
+    /// Reads a required string argument.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or a NUL-terminated string valid for the call.
+    pub unsafe fn string<'a>(&self, ptr: *const c_char, arg: &str) -> Result<&'a str> {
+        if ptr.is_null() {
+            return Err(Error::null_arg(self.from, self.api, arg));
+        }
+        // SAFETY: `ptr` is non-NULL and, by contract, NUL-terminated.
+        let bytes = unsafe { CStr::from_ptr(ptr) };
+        bytes.to_str().map_err(|_| {
+            Error::arg(self.from, Code::VIR_ERR_INVALID_ARG, self.api, arg, format!("{arg} in {} must be valid UTF-8", self.api))
+        })
+    }
+
+    /// Fails with a NULL-argument error when `ptr` is NULL.
+    pub fn non_null<T>(&self, ptr: *const T, arg: &str) -> Result<()> {
+        if ptr.is_null() { Err(Error::null_arg(self.from, self.api, arg)) } else { Ok(()) }
+    }
+
+    /// Refuses the call on a read-only connection.
+    pub fn writable(&self, conn: &ConnectHandle) -> Result<()> {
+        if conn.read_only {
+            Err(Error::new(self.from, Code::VIR_ERR_OPERATION_DENIED, format!("read only access prevents {}", self.api)))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Runs the body of an entry point the way libvirt's public functions run: clear the
+/// thread's last error, do the work, and on failure record and dispatch the error and
+/// return the failure value. A panic becomes `VIR_ERR_INTERNAL_ERROR`.
+pub fn entry<T: Failure>(from: Domain, api: &'static str, body: impl FnOnce(&mut Call) -> Result<T>) -> T {
+    error::reset_last_error();
+    let mut call = Call { api, from, conn: None };
+    let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut call)));
+    let err = match outcome {
+        Ok(Ok(value)) => return value,
+        Ok(Err(err)) => err,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".to_string());
+            Error::internal(Domain::VIR_FROM_NONE, format!("unexpected failure in {api}: {what}"))
+        }
+    };
+    error::dispatch(&err, call.conn.as_deref());
+    T::FAILURE
+}

@@ -1,0 +1,339 @@
+//! Domain definitions (`<domain>` XML).
+//!
+//! The definition is kept as the element tree it was given, so elements this library has
+//! no use for survive a define/dump round trip unchanged. The facts the drivers need
+//! (name, UUID, memory, disks, ...) are read out of the tree once, when it is parsed.
+
+use super::xml::{Element, Node};
+use crate::error::{Code, Domain, Error, Result};
+use crate::uuid::Uuid;
+
+const FROM: Domain = Domain::VIR_FROM_DOMAIN;
+
+/// What a disk is attached as (`<disk device=...>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskDevice {
+    Disk,
+    Cdrom,
+    Floppy,
+    Lun,
+}
+
+/// One `<disk>` of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskDef {
+    /// `<target dev=...>`, the disk's name within the domain (`vda`).
+    pub target: String,
+    /// `<target bus=...>`.
+    pub bus: Option<String>,
+    pub device: DiskDevice,
+    /// `<disk type=...>`: `file`, `block`, `network`, `volume`, ...
+    pub source_type: String,
+    /// The file or block device path, when the disk has local media.
+    pub source: Option<String>,
+    /// `<driver type=...>`: the image format (`qcow2`, `raw`).
+    pub format: Option<String>,
+    /// `<readonly/>` is present.
+    pub readonly: bool,
+}
+
+impl DiskDef {
+    /// True when the disk has no media (an empty CD-ROM drive, for example).
+    pub fn is_empty(&self) -> bool {
+        self.source.is_none()
+    }
+}
+
+/// A parsed domain definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDef {
+    /// The whole definition; printing starts from here.
+    pub xml: Element,
+    pub name: String,
+    pub uuid: Uuid,
+    /// `<domain type=...>`.
+    pub virt_type: String,
+    /// `<memory>` in KiB.
+    pub max_memory_kib: u64,
+    /// `<currentMemory>` in KiB (defaults to `<memory>`).
+    pub memory_kib: u64,
+    /// `<vcpu>` (defaults to 1).
+    pub vcpus: u32,
+    /// The disks, in document order.
+    pub disks: Vec<DiskDef>,
+}
+
+/// How to print a definition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FormatOptions {
+    /// The live id to show as `<domain id=...>` (running domains, live XML only).
+    pub id: Option<i32>,
+    /// Include secrets such as graphics passwords.
+    pub secure: bool,
+}
+
+impl DomainDef {
+    /// Parses `<domain>` XML. A definition without a `<uuid>` gets a random one.
+    pub fn parse(text: &str) -> Result<DomainDef> {
+        let root = super::parse_document(text, "domain_definition", "domain", FROM)?;
+        DomainDef::from_element(root)
+    }
+
+    /// Reads a definition out of an already parsed `<domain>` element.
+    pub fn from_element(mut xml: Element) -> Result<DomainDef> {
+        let xml_error = |detail: String| Error::new(FROM, Code::VIR_ERR_XML_ERROR, detail);
+        // A live id is never part of a definition.
+        xml.remove_attr("id");
+        let name = xml.child_text("name").unwrap_or_default();
+        if name.is_empty() {
+            return Err(Error::bare(FROM, Code::VIR_ERR_NO_NAME));
+        }
+        if name.contains('/') {
+            return Err(xml_error(format!("name {name} cannot contain '/'")));
+        }
+        let virt_type = match xml.attr("type") {
+            Some(t) if !t.is_empty() => t.to_string(),
+            _ => return Err(xml_error("missing domain type attribute".to_string())),
+        };
+        let has_os_type = xml.child("os").and_then(|os| os.child("type")).is_some_and(|t| !t.text().trim().is_empty());
+        if !has_os_type {
+            return Err(xml_error("an os <type> must be specified".to_string()));
+        }
+        let uuid = match xml.child_text("uuid") {
+            Some(text) => Uuid::parse(&text).ok_or_else(|| Error::internal(FROM, "malformed uuid element"))?,
+            None => {
+                let uuid = Uuid::random().map_err(|e| Error::system(FROM, "cannot generate a UUID", &e))?;
+                insert_after(&mut xml, "name", Element::new("uuid").with_text(uuid.to_string()));
+                uuid
+            }
+        };
+        let max_memory_kib = match xml.child("memory") {
+            Some(m) => memory_kib(m)?,
+            None => {
+                return Err(xml_error(
+                    "Memory size must be specified via <memory> or in the <numa> configuration".to_string(),
+                ));
+            }
+        };
+        let memory_kib = match xml.child("currentMemory") {
+            Some(m) => memory_kib(m)?.min(max_memory_kib),
+            None => max_memory_kib,
+        };
+        let vcpus = match xml.child_text("vcpu") {
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| xml_error(format!("invalid vcpus count '{}'", text.trim())))?,
+            None => 1,
+        };
+        let mut disks: Vec<DiskDef> = Vec::new();
+        if let Some(devices) = xml.child("devices") {
+            for disk in devices.children_named("disk") {
+                let parsed = parse_disk(disk)?;
+                if let Some(other) = disks.iter().find(|d| d.target == parsed.target) {
+                    return Err(xml_error(format!(
+                        "target '{}' duplicated for disk sources '{}' and '{}'",
+                        parsed.target,
+                        other.source.as_deref().unwrap_or(""),
+                        parsed.source.as_deref().unwrap_or("")
+                    )));
+                }
+                disks.push(parsed);
+            }
+        }
+        Ok(DomainDef { xml, name, uuid, virt_type, max_memory_kib, memory_kib, vcpus, disks })
+    }
+
+    /// The disk with this target name.
+    pub fn disk(&self, target: &str) -> Option<&DiskDef> {
+        self.disks.iter().find(|d| d.target == target)
+    }
+
+    /// The disk whose target or source path is `name`.
+    pub fn disk_by_target_or_path(&self, name: &str) -> Option<&DiskDef> {
+        self.disks.iter().find(|d| d.target == name || d.source.as_deref() == Some(name))
+    }
+
+    /// The definition as XML.
+    pub fn format(&self, options: FormatOptions) -> String {
+        self.to_element(options).format()
+    }
+
+    /// The definition as an element tree, as [`DomainDef::format`] would print it.
+    pub fn to_element(&self, options: FormatOptions) -> Element {
+        let mut xml = self.xml.clone();
+        if let Some(id) = options.id {
+            // libvirt prints the id right after the type attribute.
+            let at = xml.attrs.iter().position(|(k, _)| k == "type").map_or(0, |i| i + 1);
+            xml.attrs.insert(at, ("id".to_string(), id.to_string()));
+        }
+        if !options.secure {
+            strip_secrets(&mut xml);
+        }
+        xml
+    }
+}
+
+/// Inserts `new` right after the first child element named `after`, or first.
+fn insert_after(parent: &mut Element, after: &str, new: Element) {
+    let at = parent
+        .children
+        .iter()
+        .position(|n| matches!(n, Node::Element(e) if e.name == after))
+        .map_or(0, |i| i + 1);
+    parent.children.insert(at, Node::Element(new));
+}
+
+/// Removes the attributes libvirt shows only with `VIR_DOMAIN_XML_SECURE`.
+fn strip_secrets(element: &mut Element) {
+    if element.name == "graphics" {
+        element.remove_attr("passwd");
+    }
+    for child in element.elements_mut() {
+        strip_secrets(child);
+    }
+}
+
+/// Reads a memory element (`<memory unit='MiB'>4</memory>`) as KiB.
+fn memory_kib(element: &Element) -> Result<u64> {
+    let text = element.text();
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::new(FROM, Code::VIR_ERR_XML_ERROR, format!("Invalid value '{}' for element or attribute './memory[1]'", text.trim())))?;
+    let unit = element.attr("unit").unwrap_or("KiB");
+    let bytes_per_unit: u64 = match unit {
+        "b" | "bytes" => 1,
+        "KB" => 1000,
+        "k" | "KiB" => 1 << 10,
+        "MB" => 1000 * 1000,
+        "M" | "MiB" => 1 << 20,
+        "GB" => 1000 * 1000 * 1000,
+        "G" | "GiB" => 1 << 30,
+        "TB" => 1000 * 1000 * 1000 * 1000,
+        "T" | "TiB" => 1 << 40,
+        other => return Err(Error::new(FROM, Code::VIR_ERR_INVALID_ARG, format!("unknown suffix '{other}'"))),
+    };
+    let bytes = value
+        .checked_mul(bytes_per_unit)
+        .ok_or_else(|| Error::new(FROM, Code::VIR_ERR_OVERFLOW, format!("value too large: {value}{unit}")))?;
+    Ok(bytes.div_ceil(1024))
+}
+
+fn parse_disk(disk: &Element) -> Result<DiskDef> {
+    let source_type = disk.attr("type").unwrap_or("file").to_string();
+    let device = match disk.attr("device").unwrap_or("disk") {
+        "disk" => DiskDevice::Disk,
+        "cdrom" => DiskDevice::Cdrom,
+        "floppy" => DiskDevice::Floppy,
+        "lun" => DiskDevice::Lun,
+        other => {
+            return Err(Error::new(FROM, Code::VIR_ERR_CONFIG_UNSUPPORTED, format!("unknown disk device '{other}'")));
+        }
+    };
+    let source = disk.child("source").and_then(|s| {
+        let attr = match source_type.as_str() {
+            "block" => "dev",
+            "dir" => "dir",
+            "volume" => "volume",
+            "network" => "name",
+            _ => "file",
+        };
+        s.attr(attr).filter(|v| !v.is_empty()).map(str::to_string)
+    });
+    let target = disk.child("target").and_then(|t| t.attr("dev")).filter(|t| !t.is_empty());
+    let Some(target) = target else {
+        return Err(Error::new(FROM, Code::VIR_ERR_NO_TARGET, source.clone().unwrap_or_default()));
+    };
+    Ok(DiskDef {
+        target: target.to_string(),
+        bus: disk.child("target").and_then(|t| t.attr("bus")).map(str::to_string),
+        device,
+        source_type,
+        source,
+        format: disk.child("driver").and_then(|d| d.attr("type")).map(str::to_string),
+        readonly: disk.child("readonly").is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASIC: &str = "<domain type='kvm'><name>vm1</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>\
+        <memory unit='MiB'>512</memory><currentMemory>1024</currentMemory><vcpu>2</vcpu><os><type>hvm</type></os>\
+        <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/img/a.qcow2'/>\
+        <target dev='vda' bus='virtio'/></disk><disk type='file' device='cdrom'><target dev='hdc'/><readonly/></disk>\
+        <graphics type='vnc' passwd='secret'/></devices><unknown-element keep='me'/></domain>";
+
+    #[test]
+    fn reads_the_facts() {
+        let def = DomainDef::parse(BASIC).unwrap();
+        assert_eq!(def.name, "vm1");
+        assert_eq!(def.uuid.to_string(), "6695eb01-f6a4-8304-79aa-97f2502e193f");
+        assert_eq!((def.max_memory_kib, def.memory_kib, def.vcpus), (524288, 1024, 2));
+        assert_eq!(def.disks.len(), 2);
+        assert_eq!(def.disks[0].source.as_deref(), Some("/img/a.qcow2"));
+        assert_eq!(def.disks[0].format.as_deref(), Some("qcow2"));
+        assert!(def.disks[1].is_empty() && def.disks[1].readonly);
+        assert_eq!(def.disk_by_target_or_path("/img/a.qcow2").unwrap().target, "vda");
+    }
+
+    #[test]
+    fn keeps_unknown_elements_and_hides_secrets() {
+        let def = DomainDef::parse(BASIC).unwrap();
+        let plain = def.format(FormatOptions::default());
+        assert!(plain.contains("<unknown-element keep='me'/>"));
+        assert!(!plain.contains("secret"));
+        let live = def.format(FormatOptions { id: Some(3), secure: true });
+        assert!(live.starts_with("<domain type='kvm' id='3'>\n"));
+        assert!(live.contains("passwd='secret'"));
+    }
+
+    #[test]
+    fn generates_a_uuid_after_the_name() {
+        let def = DomainDef::parse("<domain type='test'><name>a</name><memory>1024</memory><os><type>hvm</type></os></domain>").unwrap();
+        let xml = def.format(FormatOptions::default());
+        assert!(xml.starts_with(&format!("<domain type='test'>\n  <name>a</name>\n  <uuid>{}</uuid>\n", def.uuid)));
+    }
+
+    #[test]
+    fn errors_match_libvirt() {
+        let cases: &[(&str, Code, Domain, &str)] = &[
+            ("<foo/>", Code::VIR_ERR_XML_ERROR, Domain::VIR_FROM_XML, "XML error: expecting root element of 'domain', not 'foo'"),
+            ("<domain type='test'/>", Code::VIR_ERR_NO_NAME, FROM, "missing name information"),
+            ("<domain type='test'><name>a</name></domain>", Code::VIR_ERR_XML_ERROR, FROM, "XML error: an os <type> must be specified"),
+            (
+                "<domain type='test'><name>a</name><os><type>hvm</type></os></domain>",
+                Code::VIR_ERR_XML_ERROR,
+                FROM,
+                "XML error: Memory size must be specified via <memory> or in the <numa> configuration",
+            ),
+            ("<domain type='test'><name>a/b</name></domain>", Code::VIR_ERR_XML_ERROR, FROM, "XML error: name a/b cannot contain '/'"),
+            (
+                "<domain type='test'><name>c</name><uuid>zz</uuid><memory>1</memory><os><type>hvm</type></os></domain>",
+                Code::VIR_ERR_INTERNAL_ERROR,
+                FROM,
+                "internal error: malformed uuid element",
+            ),
+            (
+                "<domain type='test'><name>d</name><memory>1</memory><os><type>hvm</type></os><devices><disk type='file'><source file='/x'/></disk></devices></domain>",
+                Code::VIR_ERR_NO_TARGET,
+                FROM,
+                "missing target information for device /x",
+            ),
+            (
+                "<domain type='test'><name>e</name><memory>1</memory><os><type>hvm</type></os><devices><disk><source file='/x'/><target dev='vda'/></disk><disk><source file='/y'/><target dev='vda'/></disk></devices></domain>",
+                Code::VIR_ERR_XML_ERROR,
+                FROM,
+                "XML error: target 'vda' duplicated for disk sources '/x' and '/y'",
+            ),
+        ];
+        for (xml, code, domain, message) in cases {
+            let e = DomainDef::parse(xml).unwrap_err();
+            assert_eq!((e.code, e.domain, e.message.as_str()), (*code, *domain, *message), "{xml}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Hypervisor drivers: one trait method per libvirt driver callback, named after the public
+//! API it serves (`virDomainGetXMLDesc` → [`Driver::domain_get_xml_desc`]).
+//!
+//! A method the driver does not override answers `VIR_ERR_NO_SUPPORT`, as a libvirt
+//! driver table with an empty slot does. Drivers see plain Rust values, never C handles:
+//! a domain is named by the [`DomainId`] its handle carries, and looked up again on
+//! every call, so a handle outlives the object it names.
+
+#![forbid(unsafe_code)]
+
+pub mod test;
+
+use std::sync::Arc;
+
+use crate::abi::{virConnectListAllDomainsFlags as ListFlags, virDomainState};
+use crate::error::{Code, Domain, Error, Result};
+use crate::uri::Uri;
+use crate::uuid::Uuid;
+
+/// The URI used when a program opens a connection without one and
+/// `LIBVIRT_DEFAULT_URI` is unset.
+pub const DEFAULT_URI: &str = "test:///default";
+
+/// Opens the driver a URI names; `flags` are `virConnectOpenAuth()`'s.
+pub fn open(uri: &str, flags: u32) -> Result<Arc<dyn Driver>> {
+    let no_connect = |detail: String| Error::new(Domain::VIR_FROM_NONE, Code::VIR_ERR_NO_CONNECT, detail);
+    let parsed = Uri::parse(uri).ok_or_else(|| no_connect(format!("URI '{uri}' does not include a driver name")))?;
+    match (parsed.scheme.as_str(), parsed.server.as_deref()) {
+        ("test", None) => {
+            test::TestDriver::check_open_flags(flags)?;
+            if parsed.path == "/default" {
+                Ok(test::TestDriver::shared())
+            } else {
+                Err(no_connect(format!("{uri}: the test driver serves only test:///default")))
+            }
+        }
+        (_, Some(server)) => Err(no_connect(format!("{uri}: remote hosts ('{server}') are not supported"))),
+        _ => Err(no_connect(uri.to_string())),
+    }
+}
+
+/// What a domain handle carries: enough to find the domain again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainId {
+    pub name: String,
+    pub uuid: Uuid,
+    /// The live id when the handle was made, or -1 for an inactive domain.
+    pub id: i32,
+}
+
+/// The answer of `virDomainGetInfo()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DomainInfo {
+    pub state: i32,
+    pub max_memory_kib: u64,
+    pub memory_kib: u64,
+    pub vcpus: u16,
+    pub cpu_time_ns: u64,
+}
+
+/// The facts `virConnectListAllDomains()` filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DomainFacts {
+    pub active: bool,
+    pub persistent: bool,
+    pub state: i32,
+    pub managed_save: bool,
+    pub autostart: bool,
+    pub snapshots: usize,
+    pub checkpoints: usize,
+}
+
+/// All `virConnectListAllDomains()` filter bits.
+pub const LIST_DOMAINS_ALL: u32 = 0xffff;
+
+/// True when a domain with these facts passes the `virConnectListAllDomains()` filters.
+///
+/// Each pair of flags (active/inactive, persistent/transient, ...) and the group of state
+/// flags filters only when at least one of its flags is set.
+pub fn list_filter_accepts(flags: u32, facts: &DomainFacts) -> bool {
+    let set = |f: ListFlags| flags & f as u32 != 0;
+    let pair = |yes: ListFlags, no: ListFlags, value: bool| {
+        if !set(yes) && !set(no) {
+            return true;
+        }
+        (set(yes) && value) || (set(no) && !value)
+    };
+    use ListFlags::*;
+    let states_asked = [
+        VIR_CONNECT_LIST_DOMAINS_RUNNING,
+        VIR_CONNECT_LIST_DOMAINS_PAUSED,
+        VIR_CONNECT_LIST_DOMAINS_SHUTOFF,
+        VIR_CONNECT_LIST_DOMAINS_OTHER,
+    ]
+    .iter()
+    .any(|&f| set(f));
+    let state_ok = !states_asked || {
+        let s = facts.state;
+        (set(VIR_CONNECT_LIST_DOMAINS_RUNNING) && s == virDomainState::VIR_DOMAIN_RUNNING as i32)
+            || (set(VIR_CONNECT_LIST_DOMAINS_PAUSED) && s == virDomainState::VIR_DOMAIN_PAUSED as i32)
+            || (set(VIR_CONNECT_LIST_DOMAINS_SHUTOFF) && s == virDomainState::VIR_DOMAIN_SHUTOFF as i32)
+            || (set(VIR_CONNECT_LIST_DOMAINS_OTHER)
+                && ![
+                    virDomainState::VIR_DOMAIN_RUNNING as i32,
+                    virDomainState::VIR_DOMAIN_PAUSED as i32,
+                    virDomainState::VIR_DOMAIN_SHUTOFF as i32,
+                ]
+                .contains(&s))
+    };
+    pair(VIR_CONNECT_LIST_DOMAINS_ACTIVE, VIR_CONNECT_LIST_DOMAINS_INACTIVE, facts.active)
+        && pair(VIR_CONNECT_LIST_DOMAINS_PERSISTENT, VIR_CONNECT_LIST_DOMAINS_TRANSIENT, facts.persistent)
+        && state_ok
+        && pair(VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE, VIR_CONNECT_LIST_DOMAINS_NO_MANAGEDSAVE, facts.managed_save)
+        && pair(VIR_CONNECT_LIST_DOMAINS_AUTOSTART, VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART, facts.autostart)
+        && pair(VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT, VIR_CONNECT_LIST_DOMAINS_NO_SNAPSHOT, facts.snapshots > 0)
+        && pair(VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT, VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT, facts.checkpoints > 0)
+}
+
+fn unsupported<T>(domain: Domain, api: &str) -> Result<T> {
+    Err(Error::no_support(domain, api))
+}
+
+const FROM_DOMAIN: Domain = Domain::VIR_FROM_DOMAIN;
+
+/// A hypervisor driver. Every method has libvirt's meaning for the public API it is named
+/// after; the public layer has already checked handles, NULL arguments and read-only
+/// access, and the driver checks flags and everything else.
+pub trait Driver: Send + Sync {
+    /// `virConnectGetType`: the driver name (`TEST`, `QEMU`).
+    fn connect_get_type(&self) -> &'static str;
+
+    /// `virConnectGetVersion`: the hypervisor version as `major * 1000000 + minor * 1000
+    /// + micro`.
+    fn connect_get_version(&self) -> Result<u64> {
+        unsupported(FROM_DOMAIN, "virConnectGetVersion")
+    }
+
+    /// `virConnectListAllDomains`, already filtered.
+    fn connect_list_all_domains(&self, flags: u32) -> Result<Vec<DomainId>> {
+        let _ = flags;
+        unsupported(FROM_DOMAIN, "virConnectListAllDomains")
+    }
+
+    /// `virConnectNumOfDomains`: the number of active domains.
+    fn connect_num_of_domains(&self) -> Result<i32> {
+        unsupported(FROM_DOMAIN, "virConnectNumOfDomains")
+    }
+
+    /// `virDomainLookupByName`.
+    fn domain_lookup_by_name(&self, name: &str) -> Result<DomainId> {
+        let _ = name;
+        unsupported(FROM_DOMAIN, "virDomainLookupByName")
+    }
+
+    /// `virDomainLookupByUUID` (and `...ByUUIDString`).
+    fn domain_lookup_by_uuid(&self, uuid: &Uuid) -> Result<DomainId> {
+        let _ = uuid;
+        unsupported(FROM_DOMAIN, "virDomainLookupByUUID")
+    }
+
+    /// `virDomainLookupByID`.
+    fn domain_lookup_by_id(&self, id: i32) -> Result<DomainId> {
+        let _ = id;
+        unsupported(FROM_DOMAIN, "virDomainLookupByID")
+    }
+
+    /// `virDomainIsActive`.
+    fn domain_is_active(&self, dom: &DomainId) -> Result<bool> {
+        let _ = dom;
+        unsupported(FROM_DOMAIN, "virDomainIsActive")
+    }
+
+    /// `virDomainIsPersistent`.
+    fn domain_is_persistent(&self, dom: &DomainId) -> Result<bool> {
+        let _ = dom;
+        unsupported(FROM_DOMAIN, "virDomainIsPersistent")
+    }
+
+    /// `virDomainGetState`: the state and its reason.
+    fn domain_get_state(&self, dom: &DomainId, flags: u32) -> Result<(i32, i32)> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainGetState")
+    }
+
+    /// `virDomainGetInfo`.
+    fn domain_get_info(&self, dom: &DomainId) -> Result<DomainInfo> {
+        let _ = dom;
+        unsupported(FROM_DOMAIN, "virDomainGetInfo")
+    }
+
+    /// `virDomainGetXMLDesc`.
+    fn domain_get_xml_desc(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainGetXMLDesc")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ListFlags::*;
+
+    fn running() -> DomainFacts {
+        DomainFacts { active: true, persistent: true, state: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn no_flags_accept_everything() {
+        assert!(list_filter_accepts(0, &running()));
+        assert!(list_filter_accepts(0, &DomainFacts::default()));
+    }
+
+    #[test]
+    fn groups_combine_with_and_flags_within_a_group_with_or() {
+        let r = running();
+        let f = |fl: &[ListFlags]| fl.iter().fold(0, |a, &b| a | b as u32);
+        assert!(list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_ACTIVE]), &r));
+        assert!(!list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_INACTIVE]), &r));
+        assert!(list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_ACTIVE, VIR_CONNECT_LIST_DOMAINS_INACTIVE]), &r));
+        assert!(!list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_RUNNING, VIR_CONNECT_LIST_DOMAINS_INACTIVE]), &r));
+        assert!(list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT]), &r));
+        let with_cp = DomainFacts { checkpoints: 2, ..r };
+        assert!(!list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT]), &with_cp));
+        assert!(list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT]), &with_cp));
+        let off = DomainFacts { state: 5, persistent: true, ..Default::default() };
+        assert!(list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_SHUTOFF]), &off));
+        assert!(!list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_OTHER]), &off));
+        let crashed = DomainFacts { state: 6, ..Default::default() };
+        assert!(list_filter_accepts(f(&[VIR_CONNECT_LIST_DOMAINS_OTHER]), &crashed));
+    }
+}
