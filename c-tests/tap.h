@@ -16,11 +16,20 @@ static int tap_failures;
 
 static void tap_check(int ok, const char *file, int line, const char *fmt, ...)
 {
+    char text[4096];
+    const char *p;
     va_list ap;
-    printf("%s %d - ", ok ? "ok" : "not ok", ++tap_count);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    printf("%s %d - ", ok ? "ok" : "not ok", ++tap_count);
+    /* A TAP line cannot hold a newline: show it escaped. */
+    for (p = text; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", stdout);
+        else
+            putchar(*p);
+    }
     printf("\n");
     if (!ok) {
         tap_failures++;

@@ -7,6 +7,8 @@
  * outputs must be identical: same return values, same error codes, domains, messages,
  * str1/str2/str3, int1/int2, same default error printer output.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -146,3 +146,37 @@ pub fn entry<T: Failure>(from: Domain, api: &'static str, body: impl FnOnce(&mut
     error::dispatch(&err, call.conn.as_deref());
     T::FAILURE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn quiet_errors() {
+        unsafe extern "C" fn quiet(_: *mut std::ffi::c_void, _: crate::abi::virErrorPtr) {}
+        error::virSetErrorFunc(std::ptr::null_mut(), Some(quiet));
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        quiet_errors();
+        let r: c_int = entry(Domain::VIR_FROM_DOMAIN, "virSomething", |_| panic!("boom"));
+        assert_eq!(r, -1);
+        assert_eq!(error::virGetLastErrorCode(), Code::VIR_ERR_INTERNAL_ERROR as c_int);
+        // SAFETY: the message is a valid C string owned by the thread's error record.
+        let message = unsafe { CStr::from_ptr(error::virGetLastErrorMessage()) };
+        assert_eq!(message.to_str().unwrap(), "internal error: unexpected failure in virSomething: boom");
+        let p: *mut u8 = entry(Domain::VIR_FROM_DOMAIN, "virOther", |_| panic!("{}", String::from("owned")));
+        assert!(p.is_null());
+    }
+
+    #[test]
+    fn success_clears_the_previous_error() {
+        quiet_errors();
+        let _: c_int = entry(Domain::VIR_FROM_DOMAIN, "virA", |_| Err(Error::bare(Domain::VIR_FROM_TEST, Code::VIR_ERR_NO_DOMAIN)));
+        assert_eq!(error::virGetLastErrorCode(), Code::VIR_ERR_NO_DOMAIN as c_int);
+        let r: c_int = entry(Domain::VIR_FROM_DOMAIN, "virB", |_| Ok(5));
+        assert_eq!(r, 5);
+        assert!(error::virGetLastError().is_null());
+    }
+}
