@@ -27,6 +27,8 @@ pub mod driver;
 /// cbindgen:ignore
 pub mod error;
 /// cbindgen:ignore
+pub mod moment;
+/// cbindgen:ignore
 pub mod uri;
 /// cbindgen:ignore
 pub mod uuid;

@@ -51,6 +51,31 @@ typedef enum virErrorLevel {
 } virErrorLevel;
 
 /**
+ * Flags for `virDomainListAllCheckpoints()` and `virDomainCheckpointListAllChildren()`.
+ * Bit 0 is `ROOTS` when listing a domain and `DESCENDANTS` when listing children.
+ *
+ * Since: 5.6.0
+ */
+typedef enum virDomainCheckpointListFlags {
+  /**
+   * With a domain: only checkpoints without a parent.
+   */
+  VIR_DOMAIN_CHECKPOINT_LIST_ROOTS = (1 << 0),
+  /**
+   * Parents before children.
+   */
+  VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL = (1 << 1),
+  /**
+   * Only checkpoints without children.
+   */
+  VIR_DOMAIN_CHECKPOINT_LIST_LEAVES = (1 << 2),
+  /**
+   * Only checkpoints with children.
+   */
+  VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES = (1 << 3),
+} virDomainCheckpointListFlags;
+
+/**
  * Flags for `virConnectOpenAuth()`.
  *
  * Since: 0.4.1
@@ -299,6 +324,118 @@ typedef enum virConnectListAllDomainsFlags {
 } virConnectListAllDomainsFlags;
 
 /**
+ * Flags for `virDomainDefineXMLFlags()`.
+ *
+ * Since: 7.7.0
+ */
+typedef enum virDomainDefineFlags {
+  /**
+   * Validate the XML document against the schema.
+   */
+  VIR_DOMAIN_DEFINE_VALIDATE = (1 << 0),
+} virDomainDefineFlags;
+
+/**
+ * Flags for `virDomainUndefineFlags()`.
+ *
+ * Since: 0.9.4
+ */
+typedef enum virDomainUndefineFlagsValues {
+  /**
+   * Also remove any managed save image.
+   */
+  VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = (1 << 0),
+  /**
+   * Also remove snapshot metadata.
+   */
+  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = (1 << 1),
+  /**
+   * Also remove NVRAM files.
+   */
+  VIR_DOMAIN_UNDEFINE_NVRAM = (1 << 2),
+  /**
+   * Keep NVRAM files.
+   */
+  VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = (1 << 3),
+  /**
+   * Also remove checkpoint metadata (the bitmaps stay in the images).
+   */
+  VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = (1 << 4),
+  /**
+   * Also remove TPM state.
+   */
+  VIR_DOMAIN_UNDEFINE_TPM = (1 << 5),
+  /**
+   * Keep TPM state.
+   */
+  VIR_DOMAIN_UNDEFINE_KEEP_TPM = (1 << 6),
+} virDomainUndefineFlagsValues;
+
+/**
+ * Flags for `virDomainCreateWithFlags()`.
+ *
+ * Since: 0.8.2
+ */
+typedef enum virDomainCreateFlags {
+  VIR_DOMAIN_NONE = 0,
+  /**
+   * Start with the CPUs paused.
+   */
+  VIR_DOMAIN_START_PAUSED = (1 << 0),
+  /**
+   * Stop the domain when the connection that started it closes.
+   */
+  VIR_DOMAIN_START_AUTODESTROY = (1 << 1),
+  /**
+   * Avoid the file system cache when restoring.
+   */
+  VIR_DOMAIN_START_BYPASS_CACHE = (1 << 2),
+  /**
+   * Boot, discarding any managed save image.
+   */
+  VIR_DOMAIN_START_FORCE_BOOT = (1 << 3),
+  /**
+   * Validate the XML document against the schema.
+   */
+  VIR_DOMAIN_START_VALIDATE = (1 << 4),
+  /**
+   * Re-initialise NVRAM from its template.
+   */
+  VIR_DOMAIN_START_RESET_NVRAM = (1 << 5),
+} virDomainCreateFlags;
+
+/**
+ * Flags for `virDomainDestroyFlags()`.
+ *
+ * Since: 0.9.10
+ */
+typedef enum virDomainDestroyFlagsValues {
+  VIR_DOMAIN_DESTROY_DEFAULT = 0,
+  /**
+   * Ask the process to stop instead of killing it.
+   */
+  VIR_DOMAIN_DESTROY_GRACEFUL = (1 << 0),
+  /**
+   * Remove the domain's log files.
+   */
+  VIR_DOMAIN_DESTROY_REMOVE_LOGS = (1 << 1),
+} virDomainDestroyFlagsValues;
+
+/**
+ * Flags for `virDomainShutdownFlags()`.
+ *
+ * Since: 0.9.10
+ */
+typedef enum virDomainShutdownFlagValues {
+  VIR_DOMAIN_SHUTDOWN_DEFAULT = 0,
+  VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN = (1 << 0),
+  VIR_DOMAIN_SHUTDOWN_GUEST_AGENT = (1 << 1),
+  VIR_DOMAIN_SHUTDOWN_INITCTL = (1 << 2),
+  VIR_DOMAIN_SHUTDOWN_SIGNAL = (1 << 3),
+  VIR_DOMAIN_SHUTDOWN_PARAVIRT = (1 << 4),
+} virDomainShutdownFlagValues;
+
+/**
  * Which part of the library raised an error (`virError.domain`).
  *
  * The value tells callers whether a failure came from the public API layer, from XML
@@ -508,6 +645,66 @@ typedef enum virErrorNumber {
 } virErrorNumber;
 
 /**
+ * Flags for `virDomainCheckpointCreateXML()`.
+ *
+ * Since: 5.6.0
+ */
+typedef enum virDomainCheckpointCreateFlags {
+  /**
+   * Restore metadata of an existing checkpoint (its bitmaps stay as they are).
+   */
+  VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE = (1 << 0),
+  /**
+   * Freeze guest file systems around the checkpoint.
+   */
+  VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE = (1 << 1),
+  /**
+   * With REDEFINE: check that the bitmaps the metadata names exist and are usable.
+   */
+  VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE = (1 << 2),
+} virDomainCheckpointCreateFlags;
+
+/**
+ * Flags for `virDomainCheckpointGetXMLDesc()`.
+ *
+ * Since: 5.6.0
+ */
+typedef enum virDomainCheckpointXMLFlags {
+  /**
+   * Include security-sensitive data of the embedded domain.
+   */
+  VIR_DOMAIN_CHECKPOINT_XML_SECURE = (1 << 0),
+  /**
+   * Leave out the embedded `<domain>`.
+   */
+  VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN = (1 << 1),
+  /**
+   * Report, per disk, the bytes changed since the checkpoint.
+   */
+  VIR_DOMAIN_CHECKPOINT_XML_SIZE = (1 << 2),
+} virDomainCheckpointXMLFlags;
+
+/**
+ * Flags for `virDomainCheckpointDelete()`.
+ *
+ * Since: 5.6.0
+ */
+typedef enum virDomainCheckpointDeleteFlags {
+  /**
+   * Also delete every descendant.
+   */
+  VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN = (1 << 0),
+  /**
+   * Delete only the metadata; bitmaps stay in the images.
+   */
+  VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY = (1 << 1),
+  /**
+   * Delete the descendants and keep the checkpoint itself.
+   */
+  VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY = (1 << 2),
+} virDomainCheckpointDeleteFlags;
+
+/**
  * An opaque connection to a hypervisor driver.
  *
  * Made by `virConnectOpen()`, `virConnectOpenReadOnly()` or `virConnectOpenAuth()`;
@@ -533,12 +730,45 @@ typedef struct _virConnect _virConnect;
 typedef struct _virDomain _virDomain;
 
 /**
+ * An opaque handle naming one checkpoint of a domain.
+ *
+ * Handles are thin: the checkpoint's name and a reference on its domain. Every lookup,
+ * create or list returns a new handle; two handles name the same checkpoint when their
+ * domain and name match. A handle outlives the checkpoint it names: its name stays
+ * readable, and other calls fail with `VIR_ERR_NO_DOMAIN_CHECKPOINT`. Reference counted
+ * with `virDomainCheckpointRef()` / `virDomainCheckpointFree()`.
+ *
+ * Since: 5.6.0
+ */
+typedef struct _virDomainCheckpoint _virDomainCheckpoint;
+
+/**
  * An opaque network object. This library has no network API; the type exists because
  * `virError` names it.
  *
  * Since: 0.2.0
  */
 typedef struct _virNetwork _virNetwork;
+
+/**
+ * A checkpoint object.
+ */
+typedef struct _virDomainCheckpoint virDomainCheckpoint;
+
+/**
+ * A pointer to a checkpoint object.
+ */
+typedef virDomainCheckpoint *virDomainCheckpointPtr;
+
+/**
+ * A domain object.
+ */
+typedef struct _virDomain virDomain;
+
+/**
+ * A pointer to a domain object.
+ */
+typedef virDomain *virDomainPtr;
 
 /**
  * A connection object.
@@ -635,16 +865,6 @@ typedef struct _virConnectAuth virConnectAuth;
  * A pointer to authentication parameters.
  */
 typedef virConnectAuth *virConnectAuthPtr;
-
-/**
- * A domain object.
- */
-typedef struct _virDomain virDomain;
-
-/**
- * A pointer to a domain object.
- */
-typedef virDomain *virDomainPtr;
 
 /**
  * Basic facts about a domain, filled in by `virDomainGetInfo()`.
@@ -770,6 +990,14 @@ typedef virError *virErrorPtr;
  */
 typedef void (*virErrorFunc)(void *userData, virErrorPtr error);
 
+/**
+ * With a starting checkpoint: all descendants, not just children. The same bit as
+ * `VIR_DOMAIN_CHECKPOINT_LIST_ROOTS`.
+ *
+ * Since: 5.6.0
+ */
+#define VIR_DOMAIN_CHECKPOINT_LIST_DESCENDANTS VIR_DOMAIN_CHECKPOINT_LIST_ROOTS
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -793,6 +1021,147 @@ extern virConnectAuthPtr virConnectAuthPtrDefault;
  * Since: 0.0.3 (a private symbol of libvirt)
  */
 void virFree(void *ptrptr);
+
+/**
+ * Creates a checkpoint from `<domaincheckpoint>` XML (`virDomainCheckpointCreateFlags`),
+ * or with `REDEFINE` restores the metadata of an existing one. Returns a new handle
+ * (release with `virDomainCheckpointFree()`), or NULL.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `xmlDesc` NULL or a NUL-terminated string.
+ *
+ * Since: 5.6.0
+ */
+virDomainCheckpointPtr virDomainCheckpointCreateXML(virDomainPtr domain,
+                                                    const char *xmlDesc,
+                                                    unsigned int flags);
+
+/**
+ * Returns the checkpoint's XML (`virDomainCheckpointXMLFlags`); the caller frees it with
+ * `free()`. `SECURE` is refused on read-only connections.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+char *virDomainCheckpointGetXMLDesc(virDomainCheckpointPtr checkpoint, unsigned int flags);
+
+/**
+ * Lists a domain's checkpoints (`virDomainCheckpointListFlags`: ROOTS, TOPOLOGICAL,
+ * LEAVES, NO_LEAVES). With a non-NULL `checkpoints`, stores a `malloc()` array of new
+ * handles with a NULL after the last (free each with `virDomainCheckpointFree()`, then
+ * the array with `free()`); `*checkpoints` is NULL on failure. Returns the count or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `checkpoints` NULL or writable.
+ *
+ * Since: 5.6.0
+ */
+int virDomainListAllCheckpoints(virDomainPtr domain,
+                                virDomainCheckpointPtr **checkpoints,
+                                unsigned int flags);
+
+/**
+ * Lists a checkpoint's children, or with `DESCENDANTS` all its descendants; otherwise
+ * as `virDomainListAllCheckpoints()`.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle; `children` NULL or writable.
+ *
+ * Since: 5.6.0
+ */
+int virDomainCheckpointListAllChildren(virDomainCheckpointPtr checkpoint,
+                                       virDomainCheckpointPtr **children,
+                                       unsigned int flags);
+
+/**
+ * Looks up a checkpoint by name (`flags` must be 0). Returns a new handle, or NULL with
+ * `VIR_ERR_NO_DOMAIN_CHECKPOINT`.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `name` NULL or a NUL-terminated string.
+ *
+ * Since: 5.6.0
+ */
+virDomainCheckpointPtr virDomainCheckpointLookupByName(virDomainPtr domain,
+                                                       const char *name,
+                                                       unsigned int flags);
+
+/**
+ * Returns a new handle for the checkpoint's parent (`flags` must be 0). A root fails
+ * with `VIR_ERR_NO_DOMAIN_CHECKPOINT`.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+virDomainCheckpointPtr virDomainCheckpointGetParent(virDomainCheckpointPtr checkpoint,
+                                                    unsigned int flags);
+
+/**
+ * Deletes a checkpoint (`virDomainCheckpointDeleteFlags`). Its children move to its
+ * parent; `CHILDREN` also deletes its descendants, `CHILDREN_ONLY` only them;
+ * `METADATA_ONLY` keeps the bitmaps. The handle stays valid. Returns 0 or -1.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+int virDomainCheckpointDelete(virDomainCheckpointPtr checkpoint, unsigned int flags);
+
+/**
+ * Adds a reference to a checkpoint handle. Returns 0 or -1.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+int virDomainCheckpointRef(virDomainCheckpointPtr checkpoint);
+
+/**
+ * Drops one reference on a checkpoint handle (not on the checkpoint). NULL is an
+ * error, as in libvirt. Returns 0 or -1.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle the caller owns a reference on.
+ *
+ * Since: 5.6.0
+ */
+int virDomainCheckpointFree(virDomainCheckpointPtr checkpoint);
+
+/**
+ * Returns the checkpoint's name; the string belongs to the handle.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+const char *virDomainCheckpointGetName(virDomainCheckpointPtr checkpoint);
+
+/**
+ * Returns the checkpoint's domain, without adding a reference.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+virDomainPtr virDomainCheckpointGetDomain(virDomainCheckpointPtr checkpoint);
+
+/**
+ * Returns the checkpoint's connection, without adding a reference.
+ *
+ * # Safety
+ * `checkpoint` must be NULL or a checkpoint handle.
+ *
+ * Since: 5.6.0
+ */
+virConnectPtr virDomainCheckpointGetConnect(virDomainCheckpointPtr checkpoint);
 
 /**
  * Initializes the library. Calling it is optional and harmless; returns 0.
@@ -1144,6 +1513,108 @@ int virDomainGetInfo(virDomainPtr domain, virDomainInfoPtr info);
  * Since: 0.0.3
  */
 char *virDomainGetXMLDesc(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Defines (or redefines) a persistent domain from `<domain>` XML. Returns a new
+ * handle, or NULL.
+ *
+ * # Safety
+ * `conn` must be NULL or a connection handle; `xml` NULL or a NUL-terminated string.
+ *
+ * Since: 0.1.0
+ */
+virDomainPtr virDomainDefineXML(virConnectPtr conn, const char *xml);
+
+/**
+ * Like `virDomainDefineXML()`, with `virDomainDefineFlags`.
+ *
+ * # Safety
+ * `conn` must be NULL or a connection handle; `xml` NULL or a NUL-terminated string.
+ *
+ * Since: 1.2.12
+ */
+virDomainPtr virDomainDefineXMLFlags(virConnectPtr conn, const char *xml, unsigned int flags);
+
+/**
+ * Removes a domain's persistent definition: an inactive domain disappears, a running one
+ * becomes transient. Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.1.0
+ */
+int virDomainUndefine(virDomainPtr domain);
+
+/**
+ * Like `virDomainUndefine()`, with `virDomainUndefineFlagsValues`.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.9.4
+ */
+int virDomainUndefineFlags(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Starts a defined domain. Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.1.1
+ */
+int virDomainCreate(virDomainPtr domain);
+
+/**
+ * Starts a defined domain (`virDomainCreateFlags`). Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.8.2
+ */
+int virDomainCreateWithFlags(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Stops a domain at once. Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.0.3
+ */
+int virDomainDestroy(virDomainPtr domain);
+
+/**
+ * Stops a domain (`virDomainDestroyFlagsValues`). Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.9.4
+ */
+int virDomainDestroyFlags(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Asks a domain to shut down. Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.0.3
+ */
+int virDomainShutdown(virDomainPtr domain);
+
+/**
+ * Asks a domain to shut down (`virDomainShutdownFlagValues`). Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.9.10
+ */
+int virDomainShutdownFlags(virDomainPtr domain, unsigned int flags);
 
 /**
  * Returns the calling thread's last error, or NULL when there is none. The record

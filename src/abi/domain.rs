@@ -230,3 +230,83 @@ pub enum virConnectListAllDomainsFlags {
     VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT = 1 << 14,
     VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT = 1 << 15,
 }
+
+/// Flags for `virDomainDefineXMLFlags()`.
+///
+/// Since: 7.7.0
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virDomainDefineFlags {
+    /// Validate the XML document against the schema.
+    VIR_DOMAIN_DEFINE_VALIDATE = 1 << 0,
+}
+
+/// Flags for `virDomainUndefineFlags()`.
+///
+/// Since: 0.9.4
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virDomainUndefineFlagsValues {
+    /// Also remove any managed save image.
+    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1 << 0,
+    /// Also remove snapshot metadata.
+    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 1 << 1,
+    /// Also remove NVRAM files.
+    VIR_DOMAIN_UNDEFINE_NVRAM = 1 << 2,
+    /// Keep NVRAM files.
+    VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = 1 << 3,
+    /// Also remove checkpoint metadata (the bitmaps stay in the images).
+    VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 1 << 4,
+    /// Also remove TPM state.
+    VIR_DOMAIN_UNDEFINE_TPM = 1 << 5,
+    /// Keep TPM state.
+    VIR_DOMAIN_UNDEFINE_KEEP_TPM = 1 << 6,
+}
+
+/// Flags for `virDomainCreateWithFlags()`.
+///
+/// Since: 0.8.2
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virDomainCreateFlags {
+    VIR_DOMAIN_NONE = 0,
+    /// Start with the CPUs paused.
+    VIR_DOMAIN_START_PAUSED = 1 << 0,
+    /// Stop the domain when the connection that started it closes.
+    VIR_DOMAIN_START_AUTODESTROY = 1 << 1,
+    /// Avoid the file system cache when restoring.
+    VIR_DOMAIN_START_BYPASS_CACHE = 1 << 2,
+    /// Boot, discarding any managed save image.
+    VIR_DOMAIN_START_FORCE_BOOT = 1 << 3,
+    /// Validate the XML document against the schema.
+    VIR_DOMAIN_START_VALIDATE = 1 << 4,
+    /// Re-initialise NVRAM from its template.
+    VIR_DOMAIN_START_RESET_NVRAM = 1 << 5,
+}
+
+/// Flags for `virDomainDestroyFlags()`.
+///
+/// Since: 0.9.10
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virDomainDestroyFlagsValues {
+    VIR_DOMAIN_DESTROY_DEFAULT = 0,
+    /// Ask the process to stop instead of killing it.
+    VIR_DOMAIN_DESTROY_GRACEFUL = 1 << 0,
+    /// Remove the domain's log files.
+    VIR_DOMAIN_DESTROY_REMOVE_LOGS = 1 << 1,
+}
+
+/// Flags for `virDomainShutdownFlags()`.
+///
+/// Since: 0.9.10
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virDomainShutdownFlagValues {
+    VIR_DOMAIN_SHUTDOWN_DEFAULT = 0,
+    VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN = 1 << 0,
+    VIR_DOMAIN_SHUTDOWN_GUEST_AGENT = 1 << 1,
+    VIR_DOMAIN_SHUTDOWN_INITCTL = 1 << 2,
+    VIR_DOMAIN_SHUTDOWN_SIGNAL = 1 << 3,
+    VIR_DOMAIN_SHUTDOWN_PARAVIRT = 1 << 4,
+}

@@ -10,8 +10,10 @@
 
 pub mod host;
 pub mod domain;
+pub mod checkpoint;
 pub mod error;
 
+pub use checkpoint::*;
 pub use domain::*;
 pub use error::*;
 pub use host::*;

@@ -195,7 +195,7 @@ pub unsafe extern "C" fn virDomainGetID(domain: virDomainPtr) -> c_uint {
     entry(FROM, "virDomainGetID", |call| {
         // SAFETY: forwarded from the contract.
         let dom = unsafe { call.domain(domain)? };
-        Ok(dom.id.id as c_uint)
+        Ok(dom.live_id() as c_uint)
     })
 }
 
@@ -317,6 +317,158 @@ pub unsafe extern "C" fn virDomainGetXMLDesc(domain: virDomainPtr, flags: c_uint
         }
         malloc_string(&dom.conn.driver.domain_get_xml_desc(&dom.id, flags)?)
     })
+}
+
+/// Defines (or redefines) a persistent domain from `<domain>` XML. Returns a new
+/// handle, or NULL.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle; `xml` NULL or a NUL-terminated string.
+///
+/// Since: 0.1.0
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainDefineXML(conn: virConnectPtr, xml: *const c_char) -> virDomainPtr {
+    // SAFETY: forwarded from the contract.
+    unsafe { define(conn, xml, 0, "virDomainDefineXML") }
+}
+
+/// Like `virDomainDefineXML()`, with `virDomainDefineFlags`.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle; `xml` NULL or a NUL-terminated string.
+///
+/// Since: 1.2.12
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainDefineXMLFlags(conn: virConnectPtr, xml: *const c_char, flags: c_uint) -> virDomainPtr {
+    // SAFETY: forwarded from the contract.
+    unsafe { define(conn, xml, flags, "virDomainDefineXMLFlags") }
+}
+
+/// # Safety
+/// As for [`virDomainDefineXMLFlags`].
+unsafe fn define(conn: virConnectPtr, xml: *const c_char, flags: c_uint, api: &'static str) -> virDomainPtr {
+    entry(FROM, api, |call| {
+        // SAFETY: forwarded from the contract.
+        let (conn, xml) = unsafe { (call.conn(conn)?, call.string(xml, "xml")?) };
+        call.writable(&conn)?;
+        let id = conn.driver.domain_define_xml(xml, flags)?;
+        Ok(Handle::into_ptr(DomainRef::new(conn, id)))
+    })
+}
+
+/// Shared body of the calls that act on one domain and change its state.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+unsafe fn change(domain: virDomainPtr, api: &'static str, act: impl FnOnce(&DomainRef) -> crate::error::Result<()>) -> c_int {
+    entry(FROM, api, |call| {
+        // SAFETY: forwarded from the contract.
+        let dom = unsafe { call.domain(domain)? };
+        call.writable(&dom.conn)?;
+        act(&dom)?;
+        Ok(0)
+    })
+}
+
+/// Removes a domain's persistent definition: an inactive domain disappears, a running one
+/// becomes transient. Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.1.0
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainUndefine(domain: virDomainPtr) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { change(domain, "virDomainUndefine", |d| d.conn.driver.domain_undefine(&d.id, 0)) }
+}
+
+/// Like `virDomainUndefine()`, with `virDomainUndefineFlagsValues`.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.9.4
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainUndefineFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { change(domain, "virDomainUndefineFlags", |d| d.conn.driver.domain_undefine(&d.id, flags)) }
+}
+
+/// Starts a defined domain. Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.1.1
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainCreate(domain: virDomainPtr) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { change(domain, "virDomainCreate", |d| d.conn.driver.domain_create(&d.id, 0).map(|id| d.set_live_id(id))) }
+}
+
+/// Starts a defined domain (`virDomainCreateFlags`). Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.8.2
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainCreateWithFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe {
+        change(domain, "virDomainCreateWithFlags", |d| d.conn.driver.domain_create(&d.id, flags).map(|id| d.set_live_id(id)))
+    }
+}
+
+/// Stops a domain at once. Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.0.3
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainDestroy(domain: virDomainPtr) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { change(domain, "virDomainDestroy", |d| d.conn.driver.domain_destroy(&d.id, 0).map(|()| d.set_live_id(-1))) }
+}
+
+/// Stops a domain (`virDomainDestroyFlagsValues`). Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.9.4
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainDestroyFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe {
+        change(domain, "virDomainDestroyFlags", |d| d.conn.driver.domain_destroy(&d.id, flags).map(|()| d.set_live_id(-1)))
+    }
+}
+
+/// Asks a domain to shut down. Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.0.3
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainShutdown(domain: virDomainPtr) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { change(domain, "virDomainShutdown", |d| d.conn.driver.domain_shutdown(&d.id, 0)) }
+}
+
+/// Asks a domain to shut down (`virDomainShutdownFlagValues`). Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.9.10
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainShutdownFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { change(domain, "virDomainShutdownFlags", |d| d.conn.driver.domain_shutdown(&d.id, flags)) }
 }
 
 static_assertions::assert_eq_size!(virDomainPtr, *mut DomainHandle);

@@ -8,13 +8,13 @@
 
 use std::ffi::{CStr, CString};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::error::{ErrorRecord, Handler};
-use crate::abi::{_virConnect, _virDomain};
+use crate::abi::{_virConnect, _virDomain, _virDomainCheckpoint};
 use crate::driver::{DomainId, Driver};
 
 /// A kind of handle: its magic number and the opaque C type its pointers have.
@@ -141,6 +141,9 @@ pub struct DomainRef {
     pub id: DomainId,
     /// `virDomainGetName()`'s answer; owned here because C gets a `const char *`.
     pub name: CString,
+    /// The id `virDomainGetID()` reports: the live id when the handle was made, updated
+    /// when the domain is started or stopped through this handle (as libvirt does).
+    live_id: AtomicI32,
 }
 
 impl HandleKind for DomainRef {
@@ -155,7 +158,18 @@ impl DomainRef {
     /// A new handle (one reference) for a domain of `conn`.
     pub fn new(conn: Arc<ConnectHandle>, id: DomainId) -> Arc<DomainHandle> {
         let name = CString::new(id.name.clone()).unwrap_or_default();
-        Handle::new(DomainRef { conn, id, name })
+        let live_id = AtomicI32::new(id.id);
+        Handle::new(DomainRef { conn, id, name, live_id })
+    }
+
+    /// The id as `virDomainGetID()` reports it.
+    pub fn live_id(&self) -> i32 {
+        self.live_id.load(Ordering::Relaxed)
+    }
+
+    /// Records a new live id (-1 once stopped).
+    pub fn set_live_id(&self, id: i32) {
+        self.live_id.store(id, Ordering::Relaxed);
     }
 
     /// The name as C sees it.
@@ -164,6 +178,36 @@ impl DomainRef {
     }
 }
 
+/// What a `virDomainCheckpointPtr` holds: a name and a reference on the domain handle.
+pub struct CheckpointRef {
+    pub domain: Arc<DomainHandle>,
+    pub name: String,
+    /// `virDomainCheckpointGetName()`'s answer.
+    c_name: CString,
+}
+
+impl HandleKind for CheckpointRef {
+    const MAGIC: u64 = u64::from_le_bytes(*b"vbChkpnt");
+    type Opaque = _virDomainCheckpoint;
+}
+
+/// The handle type of checkpoints.
+pub type CheckpointHandle = Handle<CheckpointRef>;
+
+impl CheckpointRef {
+    /// A new handle (one reference) for checkpoint `name` of `domain`.
+    pub fn new(domain: Arc<DomainHandle>, name: String) -> Arc<CheckpointHandle> {
+        let c_name = CString::new(name.clone()).unwrap_or_default();
+        Handle::new(CheckpointRef { domain, name, c_name })
+    }
+
+    /// The name as C sees it.
+    pub fn c_name(&self) -> &CStr {
+        &self.c_name
+    }
+}
+
 static_assertions::assert_impl_all!(ConnectHandle: Send, Sync);
+static_assertions::assert_impl_all!(CheckpointHandle: Send, Sync);
 static_assertions::assert_impl_all!(DomainHandle: Send, Sync);
 static_assertions::assert_not_impl_any!(ConnectHandle: Clone, Copy);

@@ -24,6 +24,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+pub mod checkpoint;
 pub mod connect;
 pub mod domain;
 pub mod error;
@@ -35,7 +36,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::error::{Code, Domain, Error, Result};
-use handles::{ConnectHandle, DomainHandle};
+use handles::{CheckpointHandle, ConnectHandle, DomainHandle};
 
 #[cfg(panic = "abort")]
 compile_error!("the C boundary turns panics into errors with catch_unwind: build with panic = \"unwind\"");
@@ -94,6 +95,19 @@ impl Call {
         Ok(dom)
     }
 
+    /// Validates a checkpoint pointer and makes its connection the call's error target.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or point to memory readable as a checkpoint handle.
+    pub unsafe fn checkpoint(&mut self, ptr: crate::abi::virDomainCheckpointPtr) -> Result<Arc<CheckpointHandle>> {
+        // SAFETY: forwarded from this function's contract.
+        let cp = unsafe { CheckpointHandle::from_ptr(ptr) }.ok_or_else(|| {
+            Error::new(Domain::VIR_FROM_DOMAIN_CHECKPOINT, Code::VIR_ERR_INVALID_DOMAIN_CHECKPOINT, self.api)
+        })?;
+        self.conn = Some(cp.domain.conn.clone());
+        Ok(cp)
+    }
+
     /// Reads a required string argument.
     ///
     /// # Safety
@@ -112,6 +126,34 @@ impl Call {
     /// Fails with a NULL-argument error when `ptr` is NULL.
     pub fn non_null<T>(&self, ptr: *const T, arg: &str) -> Result<()> {
         if ptr.is_null() { Err(Error::null_arg(self.from, self.api, arg)) } else { Ok(()) }
+    }
+
+    /// Refuses two flags given together (libvirt's `VIR_EXCLUSIVE_FLAGS`).
+    pub fn exclusive_flags(&self, flags: c_uint, a: (c_uint, &str), b: (c_uint, &str)) -> Result<()> {
+        if flags & a.0 != 0 && flags & b.0 != 0 {
+            return Err(Error::arg(
+                self.from,
+                Code::VIR_ERR_INVALID_ARG,
+                self.api,
+                "ctl",
+                format!("Flags '{}' and '{}' are mutually exclusive", a.1, b.1),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a flag given without the one it needs (libvirt's `VIR_REQUIRE_FLAG`).
+    pub fn required_flag(&self, flags: c_uint, needs: (c_uint, &str), by: (c_uint, &str)) -> Result<()> {
+        if flags & by.0 != 0 && flags & needs.0 == 0 {
+            return Err(Error::arg(
+                self.from,
+                Code::VIR_ERR_INVALID_ARG,
+                self.api,
+                "ctl",
+                format!("Flag '{}' is required by flag '{}'", needs.1, by.1),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses the call on a read-only connection.

@@ -93,7 +93,7 @@ impl DomainDef {
         }
         let virt_type = match xml.attr("type") {
             Some(t) if !t.is_empty() => t.to_string(),
-            _ => return Err(xml_error("missing domain type attribute".to_string())),
+            _ => return Err(Error::internal(FROM, "missing domain type attribute")),
         };
         let has_os_type = xml.child("os").and_then(|os| os.child("type")).is_some_and(|t| !t.text().trim().is_empty());
         if !has_os_type {
@@ -199,10 +199,13 @@ fn strip_secrets(element: &mut Element) {
 /// Reads a memory element (`<memory unit='MiB'>4</memory>`) as KiB.
 fn memory_kib(element: &Element) -> Result<u64> {
     let text = element.text();
-    let value: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| Error::new(FROM, Code::VIR_ERR_XML_ERROR, format!("Invalid value '{}' for element or attribute './memory[1]'", text.trim())))?;
+    let value: u64 = text.trim().parse().map_err(|_| {
+        Error::new(
+            Domain::VIR_FROM_XML,
+            Code::VIR_ERR_XML_ERROR,
+            format!("Invalid value '{}' for element or attribute './{}[1]'", text.trim(), element.name),
+        )
+    })?;
     let unit = element.attr("unit").unwrap_or("KiB");
     let bytes_per_unit: u64 = match unit {
         "b" | "bytes" => 1,

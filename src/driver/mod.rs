@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoints;
 pub mod test;
 
 use std::sync::Arc;
@@ -121,6 +122,7 @@ fn unsupported<T>(domain: Domain, api: &str) -> Result<T> {
 }
 
 const FROM_DOMAIN: Domain = Domain::VIR_FROM_DOMAIN;
+const FROM_CHECKPOINT: Domain = Domain::VIR_FROM_DOMAIN_CHECKPOINT;
 
 /// A hypervisor driver. Every method has libvirt's meaning for the public API it is named
 /// after; the public layer has already checked handles, NULL arguments and read-only
@@ -192,6 +194,103 @@ pub trait Driver: Send + Sync {
     fn domain_get_xml_desc(&self, dom: &DomainId, flags: u32) -> Result<String> {
         let _ = (dom, flags);
         unsupported(FROM_DOMAIN, "virDomainGetXMLDesc")
+    }
+
+    /// `virDomainDefineXMLFlags` (and `virDomainDefineXML` with flags 0).
+    fn domain_define_xml(&self, xml: &str, flags: u32) -> Result<DomainId> {
+        let _ = (xml, flags);
+        unsupported(FROM_DOMAIN, "virDomainDefineXMLFlags")
+    }
+
+    /// `virDomainUndefineFlags` (and `virDomainUndefine` with flags 0).
+    fn domain_undefine(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainUndefineFlags")
+    }
+
+    /// `virDomainCreateWithFlags`: starts the domain and returns its new live id.
+    fn domain_create(&self, dom: &DomainId, flags: u32) -> Result<i32> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainCreateWithFlags")
+    }
+
+    /// `virDomainDestroyFlags`.
+    fn domain_destroy(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainDestroyFlags")
+    }
+
+    /// `virDomainShutdownFlags`.
+    fn domain_shutdown(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainShutdownFlags")
+    }
+
+    /// `virDomainCheckpointCreateXML`: returns the new checkpoint's name.
+    fn checkpoint_create_xml(&self, dom: &DomainId, xml: &str, flags: u32) -> Result<String> {
+        let _ = (dom, xml, flags);
+        unsupported(FROM_CHECKPOINT, "virDomainCheckpointCreateXML")
+    }
+
+    /// `virDomainCheckpointGetXMLDesc`.
+    fn checkpoint_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_CHECKPOINT, "virDomainCheckpointGetXMLDesc")
+    }
+
+    /// `virDomainListAllCheckpoints`: names, or only their number when `count_only`.
+    fn list_all_checkpoints(&self, dom: &DomainId, flags: u32, count_only: bool) -> Result<Listing> {
+        let _ = (dom, flags, count_only);
+        unsupported(FROM_CHECKPOINT, "virDomainListAllCheckpoints")
+    }
+
+    /// `virDomainCheckpointListAllChildren`.
+    fn checkpoint_list_all_children(&self, dom: &DomainId, name: &str, flags: u32, count_only: bool) -> Result<Listing> {
+        let _ = (dom, name, flags, count_only);
+        unsupported(FROM_CHECKPOINT, "virDomainCheckpointListAllChildren")
+    }
+
+    /// `virDomainCheckpointLookupByName`: checks that the checkpoint exists.
+    fn checkpoint_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_CHECKPOINT, "virDomainCheckpointLookupByName")
+    }
+
+    /// `virDomainCheckpointGetParent`: the parent's name.
+    fn checkpoint_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_CHECKPOINT, "virDomainCheckpointGetParent")
+    }
+
+    /// `virDomainCheckpointDelete`.
+    fn checkpoint_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_CHECKPOINT, "virDomainCheckpointDelete")
+    }
+}
+
+/// The answer of a listing call: the names, or only how many there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    Names(Vec<String>),
+    Count(usize),
+}
+
+impl Listing {
+    /// Lists or counts, as asked.
+    pub fn of(count_only: bool, names: impl FnOnce() -> Result<Vec<String>>, count: impl FnOnce() -> Result<usize>) -> Result<Listing> {
+        if count_only { count().map(Listing::Count) } else { names().map(Listing::Names) }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Listing::Names(n) => n.len(),
+            Listing::Count(c) => *c,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -9,8 +9,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use super::{list_filter_accepts, DomainFacts, DomainId, DomainInfo, Driver, LIST_DOMAINS_ALL};
-use crate::abi::{virDomainState, virDomainXMLFlags as XmlFlags};
+use super::checkpoints::{self, Checkpoints};
+use super::{list_filter_accepts, DomainFacts, DomainId, DomainInfo, Driver, Listing, LIST_DOMAINS_ALL};
+use crate::abi::{
+    virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointXMLFlags as CheckpointXmlFlags,
+    virDomainDefineFlags as DefineFlags, virDomainDestroyFlagsValues as DestroyFlags, virDomainRunningReason,
+    virDomainShutoffReason, virDomainState, virDomainUndefineFlagsValues as UndefineFlags,
+    virDomainXMLFlags as XmlFlags,
+};
+use crate::conf::checkpoint::CheckpointDef;
 use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
@@ -56,13 +63,14 @@ const DEFAULT_DOMAIN_XML: &str = "\
 /// One domain of the test driver.
 #[derive(Debug, Clone)]
 struct TestDomain {
-    def: DomainDef,
+    def: Arc<DomainDef>,
     /// Live id, or -1 when shut off.
     id: i32,
     state: i32,
     reason: i32,
     persistent: bool,
     autostart: bool,
+    checkpoints: Checkpoints,
 }
 
 impl TestDomain {
@@ -80,8 +88,15 @@ impl TestDomain {
             persistent: self.persistent,
             state: self.state,
             autostart: self.autostart,
+            checkpoints: self.checkpoints.len(),
             ..Default::default()
         }
+    }
+
+    fn shut_off(&mut self, reason: virDomainShutoffReason) {
+        self.id = -1;
+        self.state = virDomainState::VIR_DOMAIN_SHUTOFF as i32;
+        self.reason = reason as i32;
     }
 }
 
@@ -89,6 +104,8 @@ impl TestDomain {
 struct State {
     /// In definition order (libvirt keeps a hash table, so callers see no particular order).
     domains: Vec<TestDomain>,
+    /// The id the next started domain gets.
+    next_id: i32,
 }
 
 impl State {
@@ -96,19 +113,35 @@ impl State {
         let def = DomainDef::parse(DEFAULT_DOMAIN_XML).expect("the built-in test domain parses");
         State {
             domains: vec![TestDomain {
-                def,
+                def: Arc::new(def),
                 id: 1,
                 state: virDomainState::VIR_DOMAIN_RUNNING as i32,
                 reason: 0,
                 persistent: true,
                 autostart: false,
+                checkpoints: Checkpoints::new(FROM),
             }],
+            next_id: 2,
         }
+    }
+
+    fn position(&self, dom: &DomainId) -> Result<usize> {
+        self.domains.iter().position(|d| d.def.uuid == dom.uuid).ok_or_else(|| vanished(dom))
     }
 
     /// The domain a handle names, or libvirt's "no domain with matching uuid" error.
     fn domain(&self, dom: &DomainId) -> Result<&TestDomain> {
-        self.domains.iter().find(|d| d.def.uuid == dom.uuid).ok_or_else(|| vanished(dom))
+        Ok(&self.domains[self.position(dom)?])
+    }
+
+    fn domain_mut(&mut self, dom: &DomainId) -> Result<&mut TestDomain> {
+        let at = self.position(dom)?;
+        Ok(&mut self.domains[at])
+    }
+
+    /// A transient domain disappears when it stops.
+    fn forget_if_transient(&mut self, dom: &DomainId) {
+        self.domains.retain(|d| d.def.uuid != dom.uuid || d.persistent);
     }
 }
 
@@ -118,6 +151,10 @@ fn vanished(dom: &DomainId) -> Error {
         Code::VIR_ERR_NO_DOMAIN,
         format!("no domain with matching uuid '{}' ({})", dom.uuid, dom.name),
     )
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The test driver. All connections to `test:///default` share [`TestDriver::shared`].
@@ -248,6 +285,169 @@ impl Driver for TestDriver {
         };
         Ok(d.def.format(options))
     }
+
+    fn domain_define_xml(&self, xml: &str, flags: u32) -> Result<DomainId> {
+        Error::check_flags(FROM, "testDomainDefineXMLFlags", flags, DefineFlags::VIR_DOMAIN_DEFINE_VALIDATE as u32)?;
+        let def = DomainDef::parse(xml)?;
+        let failed = |detail: String| Error::new(Domain::VIR_FROM_DOMAIN, Code::VIR_ERR_OPERATION_FAILED, detail);
+        let mut state = self.state.lock();
+        if let Some(same_name) = state.domains.iter().find(|d| d.def.name == def.name && d.def.uuid != def.uuid) {
+            return Err(failed(format!("domain '{}' already exists with uuid {}", def.name, same_name.def.uuid)));
+        }
+        if let Some(same_uuid) = state.domains.iter().find(|d| d.def.uuid == def.uuid && d.def.name != def.name) {
+            return Err(failed(format!("domain '{}' is already defined with uuid {}", same_uuid.def.name, def.uuid)));
+        }
+        let def = Arc::new(def);
+        match state.domains.iter_mut().find(|d| d.def.uuid == def.uuid) {
+            Some(existing) => {
+                existing.def = def;
+                existing.persistent = true;
+                Ok(existing.handle())
+            }
+            None => {
+                let new = TestDomain {
+                    def,
+                    id: -1,
+                    state: virDomainState::VIR_DOMAIN_SHUTOFF as i32,
+                    reason: virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_UNKNOWN as i32,
+                    persistent: true,
+                    autostart: false,
+                    checkpoints: Checkpoints::new(FROM),
+                };
+                let handle = new.handle();
+                state.domains.push(new);
+                Ok(handle)
+            }
+        }
+    }
+
+    fn domain_undefine(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        let allowed = UndefineFlags::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE as u32
+            | UndefineFlags::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA as u32;
+        Error::check_flags(FROM, "testDomainUndefineFlags", flags, allowed)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if d.is_active() {
+            // A running domain loses its persistent definition but keeps running (and
+            // keeps its checkpoints) as a transient domain.
+            d.persistent = false;
+        } else {
+            let uuid = d.def.uuid;
+            state.domains.retain(|d| d.def.uuid != uuid);
+        }
+        Ok(())
+    }
+
+    fn domain_create(&self, dom: &DomainId, flags: u32) -> Result<i32> {
+        Error::check_flags(FROM, "testDomainCreateWithFlags", flags, 0)?;
+        let mut state = self.state.lock();
+        let id = state.next_id;
+        let d = state.domain_mut(dom)?;
+        if d.is_active() {
+            return Err(Error::internal(FROM, format!("Domain '{}' is already running", d.def.name)));
+        }
+        d.id = id;
+        d.state = virDomainState::VIR_DOMAIN_RUNNING as i32;
+        d.reason = virDomainRunningReason::VIR_DOMAIN_RUNNING_BOOTED as i32;
+        state.next_id += 1;
+        Ok(id)
+    }
+
+    fn domain_destroy(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainDestroyFlags", flags, DestroyFlags::VIR_DOMAIN_DESTROY_GRACEFUL as u32)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if !d.is_active() {
+            return Err(not_running());
+        }
+        d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_DESTROYED);
+        state.forget_if_transient(dom);
+        Ok(())
+    }
+
+    fn domain_shutdown(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainShutdownFlags", flags, 0)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if !d.is_active() {
+            return Err(Error::internal(FROM, format!("domain '{}' not running", d.def.name)));
+        }
+        d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_SHUTDOWN);
+        state.forget_if_transient(dom);
+        Ok(())
+    }
+
+    fn checkpoint_create_xml(&self, dom: &DomainId, xml: &str, flags: u32) -> Result<String> {
+        let redefine = CreateFlags::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32;
+        let quiesce = CreateFlags::VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE as u32;
+        Error::check_flags(FROM, "testDomainCheckpointCreateXML", flags, redefine | quiesce)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        // The test driver wants a running domain even to restore metadata.
+        if !d.is_active() {
+            return Err(Error::new(FROM, Code::VIR_ERR_OPERATION_UNSUPPORTED, "cannot create checkpoint for inactive domain"));
+        }
+        let prepared = if flags & redefine != 0 {
+            d.checkpoints.prepare_redefine(CheckpointDef::parse(xml, true)?, &d.def.uuid)?
+        } else {
+            d.checkpoints.prepare_create(CheckpointDef::parse(xml, false)?, &d.def, now_seconds())?
+        };
+        let name = prepared.def.name.clone();
+        d.checkpoints.commit(prepared)?;
+        Ok(name)
+    }
+
+    fn checkpoint_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        Error::check_flags(FROM, "testDomainCheckpointGetXMLDesc", flags, checkpoints::XML_FLAGS)?;
+        let state = self.state.lock();
+        let d = state.domain(dom)?;
+        d.checkpoints.get(name)?;
+        // libvirt's test driver checks the domain for SIZE but has no sizes to report,
+        // so no size attribute is ever printed.
+        if flags & CheckpointXmlFlags::VIR_DOMAIN_CHECKPOINT_XML_SIZE as u32 != 0 && !d.is_active() {
+            return Err(not_running());
+        }
+        let without_size = flags & !(CheckpointXmlFlags::VIR_DOMAIN_CHECKPOINT_XML_SIZE as u32);
+        d.checkpoints.format(name, without_size)
+    }
+
+    fn list_all_checkpoints(&self, dom: &DomainId, flags: u32, count_only: bool) -> Result<Listing> {
+        Error::check_flags(FROM, "testDomainListAllCheckpoints", flags, checkpoints::LIST_FLAGS)?;
+        let state = self.state.lock();
+        let list = &state.domain(dom)?.checkpoints;
+        Listing::of(count_only, || list.list(None, flags), || list.count(None, flags))
+    }
+
+    fn checkpoint_list_all_children(&self, dom: &DomainId, name: &str, flags: u32, count_only: bool) -> Result<Listing> {
+        Error::check_flags(FROM, "testDomainCheckpointListAllChildren", flags, checkpoints::LIST_FLAGS)?;
+        let state = self.state.lock();
+        let list = &state.domain(dom)?.checkpoints;
+        Listing::of(count_only, || list.list(Some(name), flags), || list.count(Some(name), flags))
+    }
+
+    fn checkpoint_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainCheckpointLookupByName", flags, 0)?;
+        let state = self.state.lock();
+        state.domain(dom)?.checkpoints.get(name).map(|_| ())
+    }
+
+    fn checkpoint_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        Error::check_flags(FROM, "testDomainCheckpointGetParent", flags, 0)?;
+        let state = self.state.lock();
+        state.domain(dom)?.checkpoints.parent(name)
+    }
+
+    fn checkpoint_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainCheckpointDelete", flags, checkpoints::DELETE_FLAGS)?;
+        let mut state = self.state.lock();
+        // Metadata is all the test driver has, so METADATA_ONLY changes nothing.
+        state.domain_mut(dom)?.checkpoints.delete(name, flags).map(|_| ())
+    }
+}
+
+/// libvirt's `virDomainObjCheckActive` error.
+fn not_running() -> Error {
+    Error::new(Domain::VIR_FROM_DOMAIN, Code::VIR_ERR_OPERATION_INVALID, "domain is not running")
 }
 
 #[cfg(test)]
