@@ -9,55 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-
-static const char *s(const char *p) { return p ? p : "(null)"; }
-
-static void show_error(void)
-{
-    virErrorPtr e = virGetLastError();
-    if (!e) {
-        printf("    no error\n");
-        return;
-    }
-    printf("    error code=%d domain=%d level=%d\n      message=[%s]\n      str1=[%s] str2=[%s] str3=[%s] int1=%d int2=%d\n",
-           e->code, e->domain, e->level, s(e->message), s(e->str1), s(e->str2), s(e->str3), e->int1, e->int2);
-}
-
-#define INT(expr)                                   \
-    do {                                            \
-        int r_ = (expr);                            \
-        printf("%s = %d\n", #expr, r_);             \
-        show_error();                               \
-    } while (0)
-
-#define PTR(expr)                                                   \
-    do {                                                            \
-        const void *r_ = (const void *)(expr);                      \
-        printf("%s = %s\n", #expr, r_ ? "non-NULL" : "NULL");       \
-        show_error();                                               \
-    } while (0)
-
-#define STR(expr)                                   \
-    do {                                            \
-        const char *r_ = (expr);                    \
-        printf("%s = [%s]\n", #expr, s(r_));        \
-        show_error();                               \
-    } while (0)
-
-#define FREESTR(expr)                               \
-    do {                                            \
-        char *r_ = (expr);                          \
-        printf("%s = [%s]\n", #expr, s(r_));        \
-        show_error();                               \
-        free(r_);                                   \
-    } while (0)
+#include "oracle.h"
 
 /* stderr capture, to compare what the default error printer writes. */
 static int saved_stderr = -1;
@@ -94,12 +46,6 @@ static void counting_handler(void *data, virErrorPtr err)
     callback_calls++;
     callback_last_code = err ? err->code : -1;
     callback_last_data = data;
-}
-
-static void quiet_handler(void *data, virErrorPtr err)
-{
-    (void)data;
-    (void)err;
 }
 
 static void error_api(virConnectPtr conn)

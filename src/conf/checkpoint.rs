@@ -103,13 +103,54 @@ fn valid_abs_path(name: &str) -> bool {
     }
 }
 
-/// An XSD unsignedLong after whitespace collapsing: digits only, at most u64::MAX.
+/// The schema's unsignedLong: digits only (no sign, no surrounding space), at most
+/// u64::MAX.
 fn parse_unsigned_long(text: &str) -> Option<u64> {
-    let t = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    t.parse().ok()
+    text.parse().ok()
+}
+
+/// The hypervisor types a `<domain>` may name.
+const DOMAIN_TYPES: &[&str] =
+    &["qemu", "kqemu", "kvm", "xen", "lxc", "uml", "openvz", "test", "vmware", "hyperv", "vbox", "phyp", "vz", "bhyve", "hvf"];
+
+/// The elements a `<domain>` may contain (namespaced extensions are checked by their
+/// local name).
+const DOMAIN_CHILDREN: &[&str] = &[
+    "blkiotune", "bootloader", "bootloader_args", "clock", "cpu", "cputune", "currentMemory", "defaultiothread",
+    "description", "devices", "features", "genid", "idmap", "iothreadids", "iothreads", "keywrap", "launchSecurity",
+    "maxMemory", "memory", "memoryBacking", "memtune", "metadata", "name", "numatune", "on_crash", "on_lockfailure",
+    "on_poweroff", "on_reboot", "os", "perf", "pm", "resource", "seclabel", "sysinfo", "title", "uuid", "vcpu", "vcpus",
+];
+const DOMAIN_NAMESPACED_CHILDREN: &[&str] = &["commandline", "capabilities", "deprecation", "override", "namespace", "datacenterpath"];
+
+/// The top level of the domain schema an embedded `<domain>` must follow: a known
+/// hypervisor type, only `type` and `id` attributes (and namespace declarations), and
+/// only known child elements. Deeper content is left to the domain parser.
+fn check_embedded_domain(domain: &Element) -> Result<()> {
+    let bad = || schema_error("Element domain failed to validate attributes\nElement domaincheckpoint failed to validate content\n");
+    if !domain.attr("type").is_some_and(|t| DOMAIN_TYPES.contains(&t)) {
+        return Err(bad());
+    }
+    if domain.attrs.iter().any(|(k, _)| !matches!(k.as_str(), "type" | "id") && k != "xmlns" && !k.starts_with("xmlns:")) {
+        return Err(bad());
+    }
+    no_stray_text(domain)?;
+    for child in domain.elements() {
+        let known = match child.name.split_once(':') {
+            Some((_, local)) => DOMAIN_NAMESPACED_CHILDREN.contains(&local),
+            None => DOMAIN_CHILDREN.contains(&child.name.as_str()),
+        };
+        if !known {
+            return Err(schema_error(format!(
+                "Element domain has extra content: {}\nElement domaincheckpoint failed to validate content\n",
+                child.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn only_text(element: &Element) -> Result<String> {
@@ -206,6 +247,9 @@ impl CheckpointDef {
             seen.push(&child.name);
         }
 
+        if let Some(domain) = root.child("domain") {
+            check_embedded_domain(domain)?;
+        }
         let name = root.child("name").map(checkpoint_name).transpose()?;
         let description = root.child("description").map(only_text).transpose()?;
         let creation = match root.child("creationTime") {
@@ -262,7 +306,7 @@ impl CheckpointDef {
                 return Err(Error::new(FROM, Code::VIR_ERR_XML_ERROR, "a redefined checkpoint must have a name"));
             }
             def.creation_time = creation
-                .and_then(|t| t.trim().parse::<i64>().ok())
+                .and_then(|t| t.parse::<i64>().ok())
                 .ok_or_else(|| Error::internal(FROM, "missing creationTime from existing checkpoint"))?;
             def.parent = parent;
             if let Some(dom) = root.child("domain") {

@@ -145,8 +145,35 @@ impl Element {
     }
 
     /// Prints the element at the given indentation (in spaces) into `out`.
+    ///
+    /// Element-only content goes one child per line; text-only content stays on the
+    /// element's line; mixed content (text beside elements) is printed inline exactly as
+    /// it is, since re-indenting it would change the text.
     pub fn write(&self, out: &mut String, indent: usize) {
         push_indent(out, indent);
+        self.write_open(out);
+        if self.children.is_empty() {
+            out.push_str("/>\n");
+            return;
+        }
+        out.push('>');
+        let has_elements = self.elements().next().is_some();
+        let mixed = has_elements && self.children.iter().any(|n| matches!(n, Node::Text(t) if !escape(t).trim().is_empty()));
+        if !has_elements || mixed {
+            self.write_content_inline(out);
+        } else {
+            out.push('\n');
+            for child in self.elements() {
+                child.write(out, indent + 2);
+            }
+            push_indent(out, indent);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push_str(">\n");
+    }
+
+    fn write_open(&self, out: &mut String) {
         out.push('<');
         out.push_str(&self.name);
         for (k, v) in &self.attrs {
@@ -156,32 +183,25 @@ impl Element {
             escape_into(out, v);
             out.push('\'');
         }
-        let has_elements = self.elements().next().is_some();
-        if self.children.is_empty() {
-            out.push_str("/>\n");
-        } else if !has_elements {
-            out.push('>');
-            escape_into(out, &self.text());
-            out.push_str("</");
-            out.push_str(&self.name);
-            out.push_str(">\n");
-        } else {
-            out.push_str(">\n");
-            for n in &self.children {
-                match n {
-                    Node::Element(e) => e.write(out, indent + 2),
-                    Node::Text(t) if t.trim().is_empty() => {}
-                    Node::Text(t) => {
-                        push_indent(out, indent + 2);
-                        escape_into(out, t.trim());
-                        out.push('\n');
+    }
+
+    fn write_content_inline(&self, out: &mut String) {
+        for n in &self.children {
+            match n {
+                Node::Text(t) => escape_into(out, t),
+                Node::Element(e) => {
+                    e.write_open(out);
+                    if e.children.is_empty() {
+                        out.push_str("/>");
+                    } else {
+                        out.push('>');
+                        e.write_content_inline(out);
+                        out.push_str("</");
+                        out.push_str(&e.name);
+                        out.push('>');
                     }
                 }
             }
-            push_indent(out, indent);
-            out.push_str("</");
-            out.push_str(&self.name);
-            out.push_str(">\n");
         }
     }
 }
@@ -224,14 +244,28 @@ fn line_of(text: &str, pos: u64) -> usize {
     text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// An XML 1.0 name: a letter, `_` or `:` first, then letters, digits, `.`, `-`, `_`, `:`
+/// (non-ASCII letters and marks included).
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '\u{B7}') || (!c.is_ascii() && !c.is_whitespace()))
+}
+
 fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
     let name = start.name().as_ref().to_string();
+    if !is_xml_name(&name) {
+        return Err(format!("StartTag: invalid element name '{name}'"));
+    }
     let mut element = Element::new(name);
     let mut attrs = start.attributes();
     attrs.with_checks(true);
     for attr in attrs {
         let attr = attr.map_err(|e| e.to_string())?;
         let key = attr.key.as_ref().to_string();
+        if !is_xml_name(&key) {
+            return Err(format!("invalid attribute name '{key}'"));
+        }
         let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|e| e.to_string())?;
         element.attrs.push((key, value.into_owned()));
     }
@@ -249,7 +283,16 @@ fn predefined_entity(name: &str) -> Option<char> {
     })
 }
 
+/// True for the characters XML 1.0 allows in a document.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+}
+
 fn parse_document(text: &str) -> Result<Element, ParseError> {
+    if let Some(at) = text.find(|c| !is_xml_char(c)) {
+        let c = text[at..].chars().next().unwrap_or_default();
+        return Err(ParseError { line: line_of(text, at as u64), message: format!("invalid character 0x{:x} in the document", c as u32) });
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -326,6 +369,9 @@ fn parse_document(text: &str) -> Result<Element, ParseError> {
                     let name: &str = &r;
                     fail(pos, format!("Entity '{name}' not defined"))
                 })?;
+                if !is_xml_char(c) {
+                    return Err(fail(pos, format!("xmlParseCharRef: invalid xmlChar value {}", c as u32)));
+                }
                 add_text(&mut stack, root.is_some(), c.encode_utf8(&mut [0; 4])).map_err(|m| fail(pos, m))?;
             }
             Event::DocType(_) => return Err(fail(pos, "document type declarations are not accepted".to_string())),
@@ -365,6 +411,20 @@ mod tests {
     #[test]
     fn control_characters_are_dropped_on_output() {
         assert_eq!(escape("a\u{1}b\tc"), "ab\tc");
+        // A text node of only control characters (built in code; documents cannot hold
+        // them) is layout, not content.
+        let root = Element::new("a").with_child(Element::new("b")).with_text("\u{1}").with_child(Element::new("c"));
+        let printed = root.format();
+        assert_eq!(printed, "<a>\n  <b/>\n  <c/>\n</a>\n");
+        assert_eq!(Element::parse(&printed).unwrap().format(), printed);
+    }
+
+    #[test]
+    fn mixed_content_is_printed_as_given() {
+        let doc = "<r>\n  <p>one <b>two</b>\n three <i k='v'/> </p>\n</r>";
+        let printed = Element::parse(doc).unwrap().format();
+        assert_eq!(printed, "<r>\n  <p>one <b>two</b>\n three <i k='v'/> </p>\n</r>\n");
+        assert_eq!(Element::parse(&printed).unwrap().format(), printed);
     }
 
     #[test]
@@ -379,6 +439,12 @@ mod tests {
             ("<a>&foo;</a>", 1),
             ("<!DOCTYPE a [<!ENTITY e 'x'>]><a>&e;</a>", 1),
             ("<a/>trailing", 1),
+            ("<a>\u{1}</a>", 1),
+            ("<a>&#1;</a>", 1),
+            ("<a><\r\r/></a>", 1),
+            ("<a><1b/></a>", 1),
+            ("<a b\u{7f}c='1'/>", 1),
+            ("<a>\n\n\u{1b}</a>", 3),
         ] {
             let err = Element::parse(doc).unwrap_err();
             assert_eq!(err.line, line, "{doc:?}: {err:?}");

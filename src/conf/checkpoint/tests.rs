@@ -96,6 +96,12 @@ fn syntax_root_and_schema_errors() {
         "<domaincheckpoint><creationTime>18446744073709551616</creationTime></domaincheckpoint>",
         "<domaincheckpoint><parent><name>a</name><name>b</name></parent></domaincheckpoint>",
         "<domaincheckpoint><description><b/></description></domaincheckpoint>",
+        "<domaincheckpoint><creationTime> 8 </creationTime></domaincheckpoint>",
+        "<domaincheckpoint><creationTime>+5</creationTime></domaincheckpoint>",
+        "<domaincheckpoint><disks><disk name='vda' size='18446744073709551616'/></disks></domaincheckpoint>",
+        "<domaincheckpoint><domain type='nope'><name>x</name></domain></domaincheckpoint>",
+        "<domaincheckpoint><domain type='test'><name>x</name><bogus/></domain></domaincheckpoint>",
+        "<domaincheckpoint><domain type='test' color='red'><name>x</name></domain></domaincheckpoint>",
     ] {
         let (code, domain, message) = c(bad);
         assert_eq!((code, domain), (Code::VIR_ERR_XML_INVALID_SCHEMA, Domain::VIR_FROM_XML), "{bad}");
@@ -121,7 +127,7 @@ fn redefine_requirements() {
         missing
     );
     let def = CheckpointDef::parse(
-        "<domaincheckpoint><name>x</name><creationTime> 42 </creationTime><parent><name>p</name></parent></domaincheckpoint>",
+        "<domaincheckpoint><name>x</name><creationTime>042</creationTime><parent><name>p</name></parent></domaincheckpoint>",
         true,
     )
     .unwrap();
