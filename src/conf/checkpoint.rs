@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::domain::{DomainDef, FormatOptions};
+use super::domain::DomainDef;
 use super::xml::{escape, Element, Node};
 use crate::error::{Code, Domain, Error, Result};
 
@@ -410,7 +410,7 @@ impl CheckpointDef {
             out.push_str("  </disks>\n");
         }
         if let (false, Some(dom)) = (how.no_domain, &self.domain) {
-            dom.to_element(FormatOptions { id: None, secure: how.secure }).write(&mut out, 2);
+            out.push_str(dom.embedded(how.secure));
         }
         out.push_str("</domaincheckpoint>\n");
         out

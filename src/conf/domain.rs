@@ -4,6 +4,8 @@
 //! no use for survive a define/dump round trip unchanged. The facts the drivers need
 //! (name, UUID, memory, disks, ...) are read out of the tree once, when it is parsed.
 
+use std::sync::OnceLock;
+
 use super::xml::{Element, Node};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
@@ -44,11 +46,14 @@ impl DiskDef {
     }
 }
 
-/// A parsed domain definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed domain definition. Immutable once read: checkpoints share it, and its
+/// printed form (the part of a checkpoint's XML that is largest) is made only once.
+#[derive(Debug, Clone)]
 pub struct DomainDef {
     /// The whole definition; printing starts from here.
-    pub xml: Element,
+    xml: Element,
+    /// The inactive form indented for embedding, without and with secrets.
+    embedded: [OnceLock<String>; 2],
     pub name: String,
     pub uuid: Uuid,
     /// `<domain type=...>`.
@@ -143,7 +148,7 @@ impl DomainDef {
                 disks.push(parsed);
             }
         }
-        Ok(DomainDef { xml, name, uuid, virt_type, max_memory_kib, memory_kib, vcpus, disks })
+        Ok(DomainDef { xml, embedded: Default::default(), name, uuid, virt_type, max_memory_kib, memory_kib, vcpus, disks })
     }
 
     /// The disk with this target name.
@@ -161,6 +166,21 @@ impl DomainDef {
         self.to_element(options).format()
     }
 
+    /// The inactive definition indented by two spaces, as a checkpoint embeds it; printed
+    /// once per definition and kept.
+    pub fn embedded(&self, secure: bool) -> &str {
+        self.embedded[usize::from(secure)].get_or_init(|| {
+            let mut out = String::new();
+            self.to_element(FormatOptions { id: None, secure }).write(&mut out, 2);
+            out
+        })
+    }
+
+    /// The definition's element tree, as given.
+    pub fn element(&self) -> &Element {
+        &self.xml
+    }
+
     /// The definition as an element tree, as [`DomainDef::format`] would print it.
     pub fn to_element(&self, options: FormatOptions) -> Element {
         let mut xml = self.xml.clone();
@@ -175,6 +195,15 @@ impl DomainDef {
         xml
     }
 }
+
+impl PartialEq for DomainDef {
+    fn eq(&self, other: &Self) -> bool {
+        // Everything else is read out of the tree.
+        self.xml == other.xml
+    }
+}
+
+impl Eq for DomainDef {}
 
 /// Inserts `new` right after the first child element named `after`, or first.
 fn insert_after(parent: &mut Element, after: &str, new: Element) {
