@@ -8,7 +8,9 @@
 //!   arguments and read-only access in libvirt's order, then calls the driver. The only
 //!   module with `unsafe` code.
 //! * [`driver`]: one trait method per libvirt driver callback, and the drivers: the
-//!   in-memory test driver (`test:///default`).
+//!   in-memory test driver (`test:///default`) and the embedded QEMU driver
+//!   (`qemu:///embed?root=DIR`).
+//! * [`engine`]: the QEMU block layer that owns a domain's disks, reached over QMP.
 //! * [`conf`]: pure XML parsing and printing of libvirt's documents.
 //! * [`abi`]: the C types and constants, from which the header is generated.
 //!
@@ -24,6 +26,8 @@ pub mod capi;
 pub mod conf;
 /// cbindgen:ignore
 pub mod driver;
+/// cbindgen:ignore
+pub mod engine;
 /// cbindgen:ignore
 pub mod error;
 /// cbindgen:ignore

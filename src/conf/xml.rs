@@ -283,6 +283,19 @@ fn predefined_entity(name: &str) -> Option<char> {
     })
 }
 
+/// Removes the whitespace between child elements of element-only content: it is layout,
+/// not content (the printer lays elements out again).
+fn drop_layout(element: &mut Element) {
+    let has_elements = element.children.iter().any(|n| matches!(n, Node::Element(_)));
+    let blank_text_only = element.children.iter().all(|n| match n {
+        Node::Text(t) => t.trim().is_empty(),
+        Node::Element(_) => true,
+    });
+    if has_elements && blank_text_only {
+        element.children.retain(|n| matches!(n, Node::Element(_)));
+    }
+}
+
 /// True for the characters XML 1.0 allows in a document.
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
@@ -341,7 +354,8 @@ fn parse_document(text: &str) -> Result<Element, ParseError> {
                 }
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| fail(pos, "unexpected end tag".to_string()))?;
+                let mut element = stack.pop().ok_or_else(|| fail(pos, "unexpected end tag".to_string()))?;
+                drop_layout(&mut element);
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(element)),
                     None => root = Some(element),
@@ -399,6 +413,16 @@ mod tests {
             root.format(),
             "<a x='1' y='&lt;&amp;'>\n  <b>tAxt</b>\n  <c/>\n  <d>\n    <e k='v'/>\n  </d>\n</a>\n"
         );
+    }
+
+    #[test]
+    fn layout_whitespace_is_not_content() {
+        let a = Element::parse("<a>\n  <b/>\n  <c>x</c>\n</a>").unwrap();
+        let b = Element::parse("<a><b/><c>x</c></a>").unwrap();
+        assert_eq!(a, b);
+        // In mixed content, whitespace between elements is kept.
+        let m = Element::parse("<p><b>x</b> <i>y</i>z</p>").unwrap();
+        assert_eq!(m.children.len(), 4);
     }
 
     #[test]

@@ -114,6 +114,29 @@ impl Checkpoints {
         self.tree.current()
     }
 
+    /// Makes `name` the current checkpoint (restoring saved state); an unknown name
+    /// clears it.
+    pub fn set_current(&mut self, name: Option<&str>) {
+        if self.tree.set_current(name).is_err() {
+            let _ = self.tree.set_current(None);
+        }
+    }
+
+    /// The checkpoints a delete with these flags would remove, without removing them.
+    pub fn to_be_deleted(&self, name: &str, flags: u32) -> Result<Vec<CheckpointDef>> {
+        let this = self.get(name)?;
+        let mut doomed = Vec::new();
+        if flags & (DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN as u32 | DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as u32) != 0 {
+            let descendants = self.tree.list(Some(name), crate::moment::list_flags::DESCENDANTS, |_| true);
+            let descendants = descendants.map_err(|e| tree_error(e, self.from()))?;
+            doomed.extend(descendants.into_iter().filter_map(|n| self.tree.get(n)).cloned());
+        }
+        if flags & DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as u32 == 0 {
+            doomed.push(this.clone());
+        }
+        Ok(doomed)
+    }
+
     /// Prepares a plain create: the definition gets its creation time (and, without a
     /// name, that time as its name), a copy of the domain definition, aligned disks and
     /// the current checkpoint as parent.

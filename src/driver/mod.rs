@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoints;
+pub mod qemu;
 pub mod test;
 
 use std::sync::Arc;
@@ -34,6 +35,24 @@ pub fn open(uri: &str, flags: u32) -> Result<Arc<dyn Driver>> {
             } else {
                 Err(no_connect(format!("{uri}: the test driver serves only test:///default")))
             }
+        }
+        ("qemu", None) => {
+            Error::check_flags(Domain::VIR_FROM_QEMU, "qemuConnectOpen", flags, crate::abi::virConnectFlags::VIR_CONNECT_RO as u32)?;
+            let root = match parsed.path.as_str() {
+                "/embed" => {
+                    let root = parsed.param("root").ok_or_else(|| {
+                        Error::new(Domain::VIR_FROM_URI, Code::VIR_ERR_INVALID_ARG, "Missing URI parameter 'root'")
+                    })?;
+                    qemu::check_root(root)?
+                }
+                "/session" => qemu::session_root()?,
+                _ => {
+                    return Err(no_connect(format!(
+                        "{uri}: the QEMU driver serves qemu:///embed?root=DIR and qemu:///session"
+                    )));
+                }
+            };
+            Ok(qemu::QemuDriver::open(root)?)
         }
         (_, Some(server)) => Err(no_connect(format!("{uri}: remote hosts ('{server}') are not supported"))),
         _ => Err(no_connect(uri.to_string())),

@@ -1,0 +1,177 @@
+//! Starting and stopping `qemu-storage-daemon` processes.
+//!
+//! The daemon daemonizes itself: the command returns once the block nodes are open and
+//! the monitor socket is listening (or with the reason it could not start), and the
+//! daemon then lives on its own, beyond the process that started it, until it is told
+//! to quit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{node_names, EngineDisk};
+
+/// The program to run: `VIRBACKUP_QSD` when set, else `qemu-storage-daemon` from PATH.
+pub fn binary() -> PathBuf {
+    std::env::var_os("VIRBACKUP_QSD").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("qemu-storage-daemon"))
+}
+
+/// What to run a daemon with.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig<'a> {
+    /// The monitor (QMP) socket the daemon listens on.
+    pub qmp: &'a Path,
+    /// Where the daemon writes its pid.
+    pub pidfile: &'a Path,
+    /// The disks to open (empty disks are skipped by the caller).
+    pub disks: &'a [EngineDisk],
+    /// An NBD server socket exporting every disk under its target name.
+    pub nbd: Option<&'a Path>,
+}
+
+/// QEMU's option syntax splits on commas; a literal comma is written twice.
+fn opt_value(path: &Path) -> String {
+    path.to_string_lossy().replace(',', ",,")
+}
+
+/// The daemon's command line.
+pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
+    let mut args = vec![
+        "--chardev".to_string(),
+        format!("socket,id=qmp0,path={},server=on,wait=off", opt_value(config.qmp)),
+        "--monitor".to_string(),
+        "chardev=qmp0".to_string(),
+    ];
+    for (index, disk) in config.disks.iter().enumerate() {
+        let (file_node, format_node) = node_names(index);
+        let file = json!({
+            "driver": "file",
+            "node-name": file_node,
+            "filename": disk.path,
+            "read-only": disk.read_only,
+            "discard": "unmap",
+        });
+        let format = json!({
+            "driver": disk.format,
+            "node-name": format_node,
+            "file": file_node,
+            "read-only": disk.read_only,
+            "discard": "unmap",
+        });
+        args.extend(["--blockdev".to_string(), file.to_string(), "--blockdev".to_string(), format.to_string()]);
+    }
+    if let Some(socket) = config.nbd {
+        args.extend(["--nbd-server".to_string(), format!("addr.type=unix,addr.path={}", opt_value(socket))]);
+        for (index, disk) in config.disks.iter().enumerate() {
+            let (_, format_node) = node_names(index);
+            let export = json!({
+                "type": "nbd",
+                "id": format!("export-{index}"),
+                "node-name": format_node,
+                "name": disk.target,
+                "writable": !disk.read_only,
+            });
+            args.extend(["--export".to_string(), export.to_string()]);
+        }
+    }
+    args.extend(["--daemonize".to_string(), "--pidfile".to_string(), config.pidfile.to_string_lossy().into_owned()]);
+    args
+}
+
+/// Starts a daemon and returns its pid once it is ready. On failure, the daemon's own
+/// explanation (its stderr) is returned.
+pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
+    let _ = std::fs::remove_file(config.qmp);
+    let _ = std::fs::remove_file(config.pidfile);
+    if let Some(nbd) = config.nbd {
+        let _ = std::fs::remove_file(nbd);
+    }
+    let output = Command::new(binary())
+        .args(arguments(config))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(if text.is_empty() { format!("{} exited with {}", binary().display(), output.status) } else { text });
+    }
+    let pid = std::fs::read_to_string(config.pidfile)
+        .map_err(|e| format!("no pid file {}: {e}", config.pidfile.display()))?
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("bad pid file {}: {e}", config.pidfile.display()))?;
+    Ok(pid)
+}
+
+/// True while a process with this pid exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// True when `pid` is alive and runs the daemon binary (so a recycled pid is not taken
+/// for our daemon).
+pub fn is_daemon(pid: u32) -> bool {
+    alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmd| cmd.windows(b"storage-daemon".len()).any(|w| w == b"storage-daemon"))
+}
+
+/// Waits until the process is gone; false if it is still there after `timeout`.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Kills the process outright (for a daemon that did not quit when asked).
+pub fn kill(pid: u32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_quotes_commas_and_exports_disks() {
+        let disks = vec![
+            EngineDisk { target: "vda".into(), path: "/img/a,b.qcow2".into(), format: "qcow2".into(), read_only: false },
+            EngineDisk { target: "vdb".into(), path: "/img/seed.raw".into(), format: "raw".into(), read_only: true },
+        ];
+        let args = arguments(&DaemonConfig {
+            qmp: Path::new("/run/x,y/qmp.sock"),
+            pidfile: Path::new("/run/pid"),
+            disks: &disks,
+            nbd: Some(Path::new("/run/nbd.sock")),
+        });
+        assert_eq!(args[1], "socket,id=qmp0,path=/run/x,,y/qmp.sock,server=on,wait=off");
+        let blockdevs: Vec<serde_json::Value> =
+            args.windows(2).filter(|w| w[0] == "--blockdev").map(|w| serde_json::from_str(&w[1]).unwrap()).collect();
+        assert_eq!(blockdevs.len(), 4);
+        assert_eq!(blockdevs[0]["filename"], "/img/a,b.qcow2");
+        assert_eq!(blockdevs[3]["driver"], "raw");
+        assert_eq!(blockdevs[3]["read-only"], true);
+        let exports: Vec<serde_json::Value> =
+            args.windows(2).filter(|w| w[0] == "--export").map(|w| serde_json::from_str(&w[1]).unwrap()).collect();
+        assert_eq!((exports[0]["name"].as_str(), exports[0]["writable"].as_bool()), (Some("vda"), Some(true)));
+        assert_eq!(exports[1]["writable"], false);
+        assert_eq!(args.last().unwrap(), "/run/pid");
+    }
+
+    #[test]
+    fn liveness_of_this_process_and_of_nothing() {
+        assert!(alive(std::process::id()));
+        assert!(!is_daemon(std::process::id()));
+        assert!(!alive(u32::MAX / 2));
+    }
+}

@@ -1,0 +1,276 @@
+//! The engine: the QEMU block layer that owns a domain's disks, reached over QMP.
+//!
+//! Whoever owns the disks — a `qemu-storage-daemon` started for one operation on a
+//! shut-off domain, the daemon kept up while a domain runs, or a QEMU process someone else
+//! runs (adoption) — the driver talks to it the same way: open a [`Session`], find each
+//! disk's format node by its file name, send QMP, finish. Finishing a session on a daemon
+//! started for it quits the daemon, which writes persistent bitmaps back to the images.
+
+#![forbid(unsafe_code)]
+
+pub mod daemon;
+pub mod qmp;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::{Code, Domain, Error, Result};
+use qmp::{Qmp, QmpError};
+
+const FROM: Domain = Domain::VIR_FROM_QEMU;
+
+/// One disk as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineDisk {
+    /// The disk's target (`vda`); also its NBD export name.
+    pub target: String,
+    pub path: PathBuf,
+    /// The image format driver (`qcow2`, `raw`).
+    pub format: String,
+    pub read_only: bool,
+}
+
+/// The node names a daemon we start gives disk `index`: (file node, format node).
+pub fn node_names(index: usize) -> (String, String) {
+    (format!("vb-file{index}"), format!("vb-disk{index}"))
+}
+
+/// The default bound on waiting for QEMU: `VIRBACKUP_QMP_TIMEOUT_MS`, else 30 s.
+pub fn default_timeout() -> Duration {
+    std::env::var("VIRBACKUP_QMP_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// A dirty bitmap of a block node, as `query-named-block-nodes` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitmapInfo {
+    pub name: String,
+    /// Dirty bytes.
+    pub count: u64,
+    pub granularity: u64,
+    pub recording: bool,
+    pub persistent: bool,
+    pub busy: bool,
+    pub inconsistent: bool,
+}
+
+impl BitmapInfo {
+    /// Usable as a checkpoint's record: persistent, recording and consistent.
+    pub fn healthy(&self) -> bool {
+        self.persistent && self.recording && !self.inconsistent
+    }
+}
+
+/// Turns a QMP failure into a libvirt error naming the process (`what`).
+pub fn qmp_error(err: QmpError, what: &str) -> Error {
+    match err {
+        QmpError::Command { .. } | QmpError::Protocol(_) => Error::internal(FROM, err.to_string()),
+        QmpError::Connect(e) => Error::new(FROM, Code::VIR_ERR_OPERATION_FAILED, format!("cannot reach {what}: {e}")),
+        QmpError::Closed => Error::new(FROM, Code::VIR_ERR_OPERATION_FAILED, format!("{what} exited unexpectedly")),
+        QmpError::Timeout { waiting_for, after } => Error::new(
+            FROM,
+            Code::VIR_ERR_OPERATION_TIMEOUT,
+            format!("{what} did not answer {waiting_for} within {:.1}s", after.as_secs_f64()),
+        ),
+    }
+}
+
+/// How a session reaches the disks.
+#[derive(Debug, Clone, Copy)]
+pub enum Access<'a> {
+    /// Start a daemon for this session, with its sockets in `run_dir`, and stop it when
+    /// the session finishes.
+    Transient { run_dir: &'a Path },
+    /// A monitor that is already there: our running daemon or an adopted QEMU.
+    Existing { qmp: &'a Path },
+}
+
+/// A QMP conversation with the process that owns a domain's disks.
+#[derive(Debug)]
+pub struct Session {
+    qmp: Qmp,
+    what: String,
+    /// Format node of each disk, by target.
+    nodes: HashMap<String, String>,
+    /// The daemon this session started, to be stopped when it ends.
+    transient: Option<u32>,
+}
+
+impl Session {
+    /// Opens a session on the disks; `what` names the process in error messages.
+    pub fn open(access: Access<'_>, disks: &[EngineDisk], what: &str) -> Result<Session> {
+        let timeout = default_timeout();
+        let (qmp_path, transient) = match access {
+            Access::Transient { run_dir } => {
+                std::fs::create_dir_all(run_dir)
+                    .map_err(|e| Error::system(FROM, format!("cannot create '{}'", run_dir.display()), &e))?;
+                let qmp = run_dir.join("qmp-op.sock");
+                let pidfile = run_dir.join("qsd-op.pid");
+                let pid = daemon::start(&daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks, nbd: None })
+                    .map_err(|e| Error::internal(FROM, format!("qemu-storage-daemon could not open the disks of {what}: {e}")))?;
+                (qmp, Some(pid))
+            }
+            Access::Existing { qmp } => (qmp.to_path_buf(), None),
+        };
+        let qmp = match Qmp::connect(&qmp_path, timeout) {
+            Ok(q) => q,
+            Err(e) => {
+                if let Some(pid) = transient {
+                    daemon::kill(pid);
+                }
+                return Err(qmp_error(e, what));
+            }
+        };
+        let mut session = Session { qmp, what: what.to_string(), nodes: HashMap::new(), transient };
+        session.nodes = session.find_nodes(disks)?;
+        Ok(session)
+    }
+
+    /// Maps each disk to the format node whose image is the disk's file.
+    fn find_nodes(&mut self, disks: &[EngineDisk]) -> Result<HashMap<String, String>> {
+        let nodes = self.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
+        let nodes = nodes.as_array().cloned().unwrap_or_default();
+        let mut found = HashMap::new();
+        for disk in disks {
+            let path = disk.path.to_string_lossy();
+            let node = nodes.iter().find(|n| {
+                n["drv"].as_str() == Some(disk.format.as_str()) && n["file"].as_str() == Some(path.as_ref())
+            });
+            match node.and_then(|n| n["node-name"].as_str()) {
+                Some(name) => {
+                    found.insert(disk.target.clone(), name.to_string());
+                }
+                None => {
+                    return Err(Error::new(
+                        FROM,
+                        Code::VIR_ERR_OPERATION_FAILED,
+                        format!("disk '{}' ({}) has no {} node in {}", disk.target, path, disk.format, self.what),
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The format node of a disk.
+    pub fn node(&self, target: &str) -> Result<&str> {
+        self.nodes
+            .get(target)
+            .map(String::as_str)
+            .ok_or_else(|| Error::internal(FROM, format!("disk '{target}' is not open in {}", self.what)))
+    }
+
+    /// Runs a QMP command.
+    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value> {
+        self.qmp.execute(command, arguments).map_err(|e| qmp_error(e, &self.what))
+    }
+
+    /// Runs actions atomically (QMP `transaction`); nothing happens if one fails.
+    pub fn transaction(&mut self, actions: Vec<Value>) -> Result<()> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        self.execute("transaction", Some(json!({ "actions": actions }))).map(|_| ())
+    }
+
+    /// The dirty bitmaps of every disk, by target.
+    pub fn bitmaps(&mut self) -> Result<HashMap<String, Vec<BitmapInfo>>> {
+        let nodes = self.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
+        let nodes = nodes.as_array().cloned().unwrap_or_default();
+        let mut out = HashMap::new();
+        for (target, node) in &self.nodes {
+            let info = nodes.iter().find(|n| n["node-name"].as_str() == Some(node.as_str()));
+            let bitmaps = info
+                .and_then(|n| n["dirty-bitmaps"].as_array())
+                .map(|list| {
+                    list.iter()
+                        .map(|b| BitmapInfo {
+                            name: b["name"].as_str().unwrap_or("").to_string(),
+                            count: b["count"].as_u64().unwrap_or(0),
+                            granularity: b["granularity"].as_u64().unwrap_or(0),
+                            recording: b["recording"].as_bool().unwrap_or(false),
+                            persistent: b["persistent"].as_bool().unwrap_or(false),
+                            busy: b["busy"].as_bool().unwrap_or(false),
+                            inconsistent: b["inconsistent"].as_bool().unwrap_or(false),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert(target.clone(), bitmaps);
+        }
+        Ok(out)
+    }
+
+    /// Ends the session. A daemon the session started is asked to quit (flushing its
+    /// persistent bitmaps into the images) and waited for.
+    pub fn finish(mut self) -> Result<()> {
+        self.stop_transient()
+    }
+
+    fn stop_transient(&mut self) -> Result<()> {
+        let Some(pid) = self.transient.take() else { return Ok(()) };
+        // The answer to quit may be cut short by the daemon exiting; either is fine.
+        let _ = self.qmp.execute("quit", None);
+        if daemon::wait_gone(pid, self.qmp.timeout()) {
+            Ok(())
+        } else {
+            daemon::kill(pid);
+            Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_TIMEOUT,
+                format!("{} did not quit within {:.1}s and was killed", self.what, self.qmp.timeout().as_secs_f64()),
+            ))
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A session dropped on an error path must not leave its daemon behind.
+        let _ = self.stop_transient();
+    }
+}
+
+/// The version of the engine binary (`major * 1000000 + minor * 1000 + micro`).
+pub fn version() -> Result<u64> {
+    let out = std::process::Command::new(daemon::binary())
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::system(FROM, format!("cannot run {}", daemon::binary().display()), &e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).ok_or_else(|| Error::internal(FROM, format!("cannot read the version from '{}'", text.trim())))
+}
+
+/// Reads `... version 10.0.2 ...` as 10000002.
+fn parse_version(text: &str) -> Option<u64> {
+    let word = text.split_whitespace().skip_while(|w| *w != "version").nth(1)?;
+    let mut parts = word.split('.').map(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok());
+    let (major, minor, micro) = (parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0));
+    Some(major * 1_000_000 + minor * 1_000 + micro)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("qemu-storage-daemon version 10.0.2 (Debian 1:10.0.2+ds-2)\nCopyright"), Some(10_000_002));
+        assert_eq!(parse_version("version 7.2"), Some(7_002_000));
+        assert_eq!(parse_version("nothing"), None);
+    }
+
+    #[test]
+    fn health() {
+        let b = BitmapInfo { name: "c".into(), count: 0, granularity: 65536, recording: true, persistent: true, busy: false, inconsistent: false };
+        assert!(b.healthy());
+        assert!(!BitmapInfo { inconsistent: true, ..b.clone() }.healthy());
+        assert!(!BitmapInfo { recording: false, ..b }.healthy());
+    }
+}

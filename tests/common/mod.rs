@@ -1,0 +1,142 @@
+//! Helpers for the tests that run on real disk images: temporary roots, domain XML,
+//! and the QEMU and libnbd command-line tools that look at the images from outside.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// A temporary folder holding a driver root and the images.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        // Short paths: the unix sockets under the root must fit in 108 bytes.
+        let dir = tempfile::Builder::new().prefix("vb").tempdir_in("/tmp").unwrap();
+        Fixture { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn uri(&self) -> String {
+        format!("qemu:///embed?root={}", self.root().display())
+    }
+
+    pub fn image(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Creates an image of `format` (`qcow2` or `raw`) and `size`.
+    pub fn create_image(&self, name: &str, format: &str, size: &str) -> PathBuf {
+        let path = self.image(name);
+        run("qemu-img", &["create", "-q", "-f", format, path.to_str().unwrap(), size]);
+        path
+    }
+
+    /// A domain definition with the given (target, image, format) disks.
+    pub fn domain_xml(&self, name: &str, disks: &[(&str, &Path, &str)]) -> String {
+        let mut xml = format!(
+            "<domain type='kvm'>\n  <name>{name}</name>\n  <memory unit='MiB'>256</memory>\n  <vcpu>1</vcpu>\n  \
+             <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n  <devices>\n"
+        );
+        for (target, path, format) in disks {
+            xml.push_str(&format!(
+                "    <disk type='file' device='disk'>\n      <driver name='qemu' type='{format}'/>\n      \
+                 <source file='{}'/>\n      <target dev='{target}' bus='virtio'/>\n    </disk>\n",
+                path.display()
+            ));
+        }
+        xml.push_str("  </devices>\n</domain>\n");
+        xml
+    }
+}
+
+/// Runs a command and returns its stdout; panics with its stderr on failure.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The persistent bitmaps `qemu-img info` reports: (name, flags).
+pub fn image_bitmaps(image: &Path) -> Vec<(String, Vec<String>)> {
+    let out = run("qemu-img", &["info", "-U", "--output=json", image.to_str().unwrap()]);
+    let info: Value = serde_json::from_str(&out).unwrap();
+    info["format-specific"]["data"]["bitmaps"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|b| {
+                    let flags = b["flags"].as_array().map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect());
+                    (b["name"].as_str().unwrap().to_string(), flags.unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The names of the persistent bitmaps of an image, sorted.
+pub fn bitmap_names(image: &Path) -> Vec<String> {
+    let mut names: Vec<String> = image_bitmaps(image).into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    names
+}
+
+/// Writes `len` bytes of `pattern` at `offset` into a (shut-off) image with qemu-io.
+pub fn write_pattern(image: &Path, format: &str, pattern: u8, offset: u64, len: u64) {
+    run("qemu-io", &["-f", format, "-c", &format!("write -P {pattern:#x} {offset} {len}"), image.to_str().unwrap()]);
+}
+
+/// Writes through an NBD export (a running domain's disk).
+pub fn write_nbd(socket: &Path, export: &str, pattern: u8, offset: u64, len: u64) {
+    let uri = format!("nbd+unix:///{export}?socket={}", socket.display());
+    run("qemu-io", &["-f", "raw", "-c", &format!("write -P {pattern:#x} {offset} {len}"), &uri]);
+}
+
+/// The dirty extents (offset, length) of a bitmap, read the way backup tools read them:
+/// qemu-nbd exporting the image with the bitmap, and nbdinfo --map.
+pub fn dirty_extents(fixture: &Fixture, image: &Path, bitmap: &str) -> Vec<(u64, u64)> {
+    let socket = fixture.dir.path().join(format!("map-{bitmap}.sock"));
+    let pidfile = fixture.dir.path().join(format!("map-{bitmap}.pid"));
+    run(
+        "qemu-nbd",
+        &[
+            "--read-only",
+            "--format=qcow2",
+            &format!("--bitmap={bitmap}"),
+            &format!("--socket={}", socket.display()),
+            "--fork",
+            &format!("--pid-file={}", pidfile.display()),
+            image.to_str().unwrap(),
+        ],
+    );
+    let uri = format!("nbd+unix:///?socket={}", socket.display());
+    let out = run("nbdinfo", &["--json", &format!("--map=qemu:dirty-bitmap:{bitmap}"), &uri]);
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let extents: Value = serde_json::from_str(&out).unwrap();
+    extents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_u64() == Some(1))
+        .map(|e| (e["offset"].as_u64().unwrap(), e["length"].as_u64().unwrap()))
+        .collect()
+}
