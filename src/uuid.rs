@@ -62,7 +62,13 @@ mod tests {
 
     #[test]
     fn refuses_bad_text() {
-        for bad in ["", "zz", "6695eb01-f6a4-8304-79aa-97f2502e193", "6695eb01-f6a4-8304-79aa-97f2502e193f0", "6695eb01-f6a4-8304-79aa-97f2502e193g"] {
+        for bad in [
+            "",
+            "zz",
+            "6695eb01-f6a4-8304-79aa-97f2502e193",
+            "6695eb01-f6a4-8304-79aa-97f2502e193f0",
+            "6695eb01-f6a4-8304-79aa-97f2502e193g",
+        ] {
             assert_eq!(Uuid::parse(bad), None, "{bad}");
         }
     }

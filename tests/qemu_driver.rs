@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{bitmap_names, dirty_extents, image_bitmaps, write_nbd, write_pattern, Fixture};
+use common::{Fixture, bitmap_names, dirty_extents, image_bitmaps, write_nbd, write_pattern};
 use virbackup::abi::{
     virDomainCheckpointCreateFlags as Create, virDomainCheckpointDeleteFlags as Delete,
     virDomainCheckpointXMLFlags as Xml, virDomainState, virDomainUndefineFlagsValues as Undefine,
@@ -43,7 +43,9 @@ fn define_three_disks(fixture: &Fixture, driver: &dyn Driver, name: &str) -> Dom
 const SKIP_RAW: &str = "<disks><disk name='vdc' checkpoint='no'/></disks>";
 
 fn checkpoint_xml(name: &str) -> String {
-    format!("<domaincheckpoint><name>{name}</name><disks><disk name='vda'/><disk name='vdb'/><disk name='vdc' checkpoint='no'/></disks></domaincheckpoint>")
+    format!(
+        "<domaincheckpoint><name>{name}</name><disks><disk name='vda'/><disk name='vdb'/><disk name='vdc' checkpoint='no'/></disks></domaincheckpoint>"
+    )
 }
 
 #[test]
@@ -56,7 +58,13 @@ fn shut_off_domain_gets_real_bitmaps() {
 
     // libvirt's alignment gives the raw disk a bitmap unless told otherwise, and refuses.
     let err = driver.checkpoint_create_xml(&dom, "<domaincheckpoint><name>x</name></domaincheckpoint>", 0).unwrap_err();
-    assert_eq!((err.code, err.message.as_str()), (Code::VIR_ERR_CONFIG_UNSUPPORTED, "unsupported configuration: checkpoint for disk vdc unsupported for storage type raw"));
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            Code::VIR_ERR_CONFIG_UNSUPPORTED,
+            "unsupported configuration: checkpoint for disk vdc unsupported for storage type raw"
+        )
+    );
     assert!(bitmap_names(&vda).is_empty(), "a refused checkpoint leaves no bitmap");
 
     assert_eq!(driver.checkpoint_create_xml(&dom, &checkpoint_xml("cp1"), 0).unwrap(), "cp1");
@@ -67,7 +75,13 @@ fn shut_off_domain_gets_real_bitmaps() {
 
     write_pattern(&vda, "qcow2", 0xab, 4 * MIB, MIB);
     write_pattern(&vdb, "qcow2", 0xcd, 0, 64 * 1024);
-    let sized = driver.checkpoint_get_xml_desc(&dom, "cp1", Xml::VIR_DOMAIN_CHECKPOINT_XML_SIZE as u32 | Xml::VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN as u32).unwrap();
+    let sized = driver
+        .checkpoint_get_xml_desc(
+            &dom,
+            "cp1",
+            Xml::VIR_DOMAIN_CHECKPOINT_XML_SIZE as u32 | Xml::VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN as u32,
+        )
+        .unwrap();
     assert!(sized.contains("<disk name='vda' checkpoint='bitmap' bitmap='cp1' size='1048576'/>"), "{sized}");
     assert!(sized.contains("<disk name='vdb' checkpoint='bitmap' bitmap='cp1' size='65536'/>"), "{sized}");
     assert!(sized.contains("<disk name='vdc' checkpoint='no'/>"), "{sized}");
@@ -112,7 +126,10 @@ fn running_domain_exports_disks_and_checkpoints_live() {
     let socket = fixture.root().join("run/qemu/run/nbd.sock");
     assert!(xml.contains(&format!("<virbackup:nbd socket='{}'>", socket.display())), "{xml}");
     assert!(xml.contains("<virbackup:export disk='vda' name='vda'/>"), "{xml}");
-    assert!(!driver.domain_get_xml_desc(&dom, 2).unwrap().contains("virbackup:runtime"), "inactive XML has no runtime data");
+    assert!(
+        !driver.domain_get_xml_desc(&dom, 2).unwrap().contains("virbackup:runtime"),
+        "inactive XML has no runtime data"
+    );
 
     driver.checkpoint_create_xml(&dom, &checkpoint_xml("live1"), 0).unwrap();
     write_nbd(&socket, "vda", 0x5a, 2 * MIB, 256 * 1024);
@@ -163,7 +180,14 @@ fn redefine_takes_over_existing_bitmaps_and_validates_them() {
     assert_eq!(err.message, "Requested operation is not valid: cannot delete inactive domain with 1 checkpoints");
     driver.domain_undefine(&dom, Undefine::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA as u32).unwrap();
     assert_eq!(bitmap_names(&vda), ["r1"]);
-    let xml = fixture.domain_xml("redef", &[("vda", &vda, "qcow2"), ("vdb", &fixture.image("redef-b.qcow2"), "qcow2"), ("vdc", &fixture.image("redef-c.raw"), "raw")]);
+    let xml = fixture.domain_xml(
+        "redef",
+        &[
+            ("vda", &vda, "qcow2"),
+            ("vdb", &fixture.image("redef-b.qcow2"), "qcow2"),
+            ("vdc", &fixture.image("redef-c.raw"), "raw"),
+        ],
+    );
     // Same domain again (same UUID, from the checkpoint's copy of the definition).
     let uuid = saved.split("<uuid>").nth(1).unwrap().split("</uuid>").next().unwrap();
     let xml = xml.replacen("</name>", &format!("</name>\n  <uuid>{uuid}</uuid>"), 1);
@@ -173,14 +197,21 @@ fn redefine_takes_over_existing_bitmaps_and_validates_them() {
     let err = driver.checkpoint_create_xml(&dom, &checkpoint_xml("r1"), 0).unwrap_err();
     assert!(err.message.contains("already exists"), "{}", err.message);
     // REDEFINE takes it over; VALIDATE confirms the bitmaps are there and healthy.
-    let both = Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32 | Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE as u32;
+    let both = Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32
+        | Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE as u32;
     assert_eq!(driver.checkpoint_create_xml(&dom, &saved, both).unwrap(), "r1");
     assert_eq!(driver.checkpoint_get_xml_desc(&dom, "r1", 0).unwrap(), saved);
 
     // A bitmap removed behind the driver's back makes validation fail with 109.
     common::run("qemu-img", &["bitmap", "--remove", vda.to_str().unwrap(), "r1"]);
     let err = driver.checkpoint_create_xml(&dom, &saved, both).unwrap_err();
-    assert_eq!((err.code, err.message.as_str()), (Code::VIR_ERR_CHECKPOINT_INCONSISTENT, "checkpoint inconsistent: missing or broken bitmap 'r1' for disk 'vda'"));
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            Code::VIR_ERR_CHECKPOINT_INCONSISTENT,
+            "checkpoint inconsistent: missing or broken bitmap 'r1' for disk 'vda'"
+        )
+    );
     // Without VALIDATE the metadata is accepted; deleting then reports the missing bitmap,
     // and METADATA_ONLY cleans up.
     let err = driver.checkpoint_delete(&dom, "r1", 0).unwrap_err();
@@ -199,10 +230,14 @@ fn bitmap_name_must_match_and_hostile_names_are_refused() {
         .unwrap_err();
     assert_eq!(err.message, "unsupported configuration: bitmap for disk 'vda' must match checkpoint name 'c'");
     // A QUIESCE request is refused as libvirt's QEMU driver refuses it.
-    let err = driver.checkpoint_create_xml(&dom, &checkpoint_xml("q"), Create::VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE as u32).unwrap_err();
+    let err = driver
+        .checkpoint_create_xml(&dom, &checkpoint_xml("q"), Create::VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE as u32)
+        .unwrap_err();
     assert_eq!(err.message, "unsupported flags (0x2) in function qemuCheckpointCreateXML");
     let long = "x".repeat(300);
-    let err = driver.checkpoint_create_xml(&dom, &format!("<domaincheckpoint><name>{long}</name>{SKIP_RAW}</domaincheckpoint>"), 0).unwrap_err();
+    let err = driver
+        .checkpoint_create_xml(&dom, &format!("<domaincheckpoint><name>{long}</name>{SKIP_RAW}</domaincheckpoint>"), 0)
+        .unwrap_err();
     assert_eq!(err.code, Code::VIR_ERR_INVALID_ARG);
     assert!(bitmap_names(&fixture.image("rules-a.qcow2")).is_empty());
     for bad in ["..", ".hidden", "a\nb"] {
@@ -226,5 +261,9 @@ fn corrupt_metadata_is_reported_and_the_rest_loads() {
     let driver = open(&fixture);
     let dom = driver.domain_lookup_by_name("corrupt").unwrap();
     assert_eq!(names(driver.list_all_checkpoints(&dom, 0, false).unwrap()), ["good"]);
-    assert_eq!(std::fs::read_to_string(&bad).unwrap(), "<domaincheckpoint><name>bad</name", "the corrupt file is kept as it was");
+    assert_eq!(
+        std::fs::read_to_string(&bad).unwrap(),
+        "<domaincheckpoint><name>bad</name",
+        "the corrupt file is kept as it was"
+    );
 }

@@ -5,8 +5,8 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::host::{virConnectPtr, virNetworkPtr};
 use super::domain::virDomainPtr;
+use super::host::{virConnectPtr, virNetworkPtr};
 
 /// How serious an error is. Errors raised by this library are always `VIR_ERR_ERROR`.
 ///

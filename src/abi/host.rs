@@ -110,9 +110,8 @@ pub type virConnectCredentialPtr = *mut virConnectCredential;
 /// A callback that fills in credentials; returns 0 on success, -1 on failure.
 ///
 /// Since: 0.4.1
-pub type virConnectAuthCallbackPtr = Option<
-    unsafe extern "C" fn(cred: virConnectCredentialPtr, ncred: c_uint, cbdata: *mut c_void) -> c_int,
->;
+pub type virConnectAuthCallbackPtr =
+    Option<unsafe extern "C" fn(cred: virConnectCredentialPtr, ncred: c_uint, cbdata: *mut c_void) -> c_int>;
 
 /// Authentication parameters for `virConnectOpenAuth()`. The drivers of this library
 /// run in-process and never need credentials, so the callback is never called.

@@ -8,10 +8,10 @@
 #![allow(non_camel_case_types, non_snake_case)]
 #![forbid(unsafe_code)]
 
-pub mod host;
-pub mod domain;
 pub mod checkpoint;
+pub mod domain;
 pub mod error;
+pub mod host;
 
 pub use checkpoint::*;
 pub use domain::*;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::alloc::{malloc_null_terminated, malloc_string};
 use super::handles::{CheckpointRef, DomainHandle, Handle};
-use super::{entry, Call};
+use super::{Call, entry};
 use crate::abi::{
     virConnectPtr, virDomainCheckpointCreateFlags as Create, virDomainCheckpointDeleteFlags as Delete,
     virDomainCheckpointPtr, virDomainCheckpointXMLFlags as Xml, virDomainPtr,
@@ -21,7 +21,11 @@ const FROM: Domain = Domain::VIR_FROM_DOMAIN_CHECKPOINT;
 ///
 /// # Safety
 /// `out` must be NULL or writable.
-unsafe fn hand_out(domain: &Arc<DomainHandle>, listing: Listing, out: *mut *mut virDomainCheckpointPtr) -> Result<c_int> {
+unsafe fn hand_out(
+    domain: &Arc<DomainHandle>,
+    listing: Listing,
+    out: *mut *mut virDomainCheckpointPtr,
+) -> Result<c_int> {
     let count = c_int::try_from(listing.len()).unwrap_or(c_int::MAX);
     if let (false, Listing::Names(names)) = (out.is_null(), listing) {
         let handles = names.into_iter().map(|n| Handle::into_ptr(CheckpointRef::new(domain.clone(), n))).collect();
@@ -49,7 +53,8 @@ pub unsafe extern "C" fn virDomainCheckpointCreateXML(
         // SAFETY: forwarded from the contract.
         let (dom, xml) = unsafe { (call.domain(domain)?, call.string(xmlDesc, "xmlDesc")?) };
         call.writable(&dom.conn)?;
-        let redefine = (Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as c_uint, "VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE");
+        let redefine =
+            (Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as c_uint, "VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE");
         let quiesce = (Create::VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE as c_uint, "VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE");
         let validate = (
             Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE as c_uint,
@@ -70,13 +75,20 @@ pub unsafe extern "C" fn virDomainCheckpointCreateXML(
 ///
 /// Since: 5.6.0
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn virDomainCheckpointGetXMLDesc(checkpoint: virDomainCheckpointPtr, flags: c_uint) -> *mut c_char {
+pub unsafe extern "C" fn virDomainCheckpointGetXMLDesc(
+    checkpoint: virDomainCheckpointPtr,
+    flags: c_uint,
+) -> *mut c_char {
     entry(FROM, "virDomainCheckpointGetXMLDesc", |call| {
         // SAFETY: forwarded from the contract.
         let cp = unsafe { call.checkpoint(checkpoint)? };
         let conn = &cp.domain.conn;
         if conn.read_only && flags & Xml::VIR_DOMAIN_CHECKPOINT_XML_SECURE as c_uint != 0 {
-            return Err(Error::new(FROM, Code::VIR_ERR_OPERATION_DENIED, "virDomainCheckpointGetXMLDesc with secure flag"));
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_DENIED,
+                "virDomainCheckpointGetXMLDesc with secure flag",
+            ));
         }
         malloc_string(&conn.driver.checkpoint_get_xml_desc(&cp.domain.id, &cp.name, flags)?)
     })
@@ -166,7 +178,10 @@ pub unsafe extern "C" fn virDomainCheckpointLookupByName(
 ///
 /// Since: 5.6.0
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn virDomainCheckpointGetParent(checkpoint: virDomainCheckpointPtr, flags: c_uint) -> virDomainCheckpointPtr {
+pub unsafe extern "C" fn virDomainCheckpointGetParent(
+    checkpoint: virDomainCheckpointPtr,
+    flags: c_uint,
+) -> virDomainCheckpointPtr {
     entry(FROM, "virDomainCheckpointGetParent", |call| {
         // SAFETY: forwarded from the contract.
         let cp = unsafe { call.checkpoint(checkpoint)? };
@@ -193,7 +208,10 @@ pub unsafe extern "C" fn virDomainCheckpointDelete(checkpoint: virDomainCheckpoi
         call.exclusive_flags(
             flags,
             (Delete::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN as c_uint, "VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN"),
-            (Delete::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as c_uint, "VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY"),
+            (
+                Delete::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as c_uint,
+                "VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY",
+            ),
         )?;
         cp.domain.conn.driver.checkpoint_delete(&cp.domain.id, &cp.name, flags)?;
         Ok(0)

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::alloc::{malloc_null_terminated, malloc_string};
 use super::handles::{Connection, DomainRef, Handle};
-use super::{entry, sys, Call};
+use super::{Call, entry, sys};
 use crate::abi::{
-    virConnectAuth, virConnectAuthPtr, virConnectCredentialType as Cred, virConnectFlags, virConnectPtr,
-    virDomainPtr, LIBVIR_VERSION_NUMBER,
+    LIBVIR_VERSION_NUMBER, virConnectAuth, virConnectAuthPtr, virConnectCredentialType as Cred, virConnectFlags,
+    virConnectPtr, virDomainPtr,
 };
 use crate::driver;
 use crate::error::{Domain, Error, Result};
@@ -116,7 +116,11 @@ pub unsafe extern "C" fn virConnectOpenReadOnly(name: *const c_char) -> virConne
 ///
 /// Since: 0.4.0
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn virConnectOpenAuth(name: *const c_char, auth: virConnectAuthPtr, flags: c_uint) -> virConnectPtr {
+pub unsafe extern "C" fn virConnectOpenAuth(
+    name: *const c_char,
+    auth: virConnectAuthPtr,
+    flags: c_uint,
+) -> virConnectPtr {
     let _ = auth;
     // SAFETY: forwarded from the contract.
     entry(FROM_LIB, "virConnectOpenAuth", |call| unsafe { open(call, name, flags) })
@@ -292,7 +296,11 @@ pub unsafe extern "C" fn virConnectIsEncrypted(conn: virConnectPtr) -> c_int {
 ///
 /// Since: 0.9.13
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn virConnectListAllDomains(conn: virConnectPtr, domains: *mut *mut virDomainPtr, flags: c_uint) -> c_int {
+pub unsafe extern "C" fn virConnectListAllDomains(
+    conn: virConnectPtr,
+    domains: *mut *mut virDomainPtr,
+    flags: c_uint,
+) -> c_int {
     if !domains.is_null() {
         // SAFETY: `domains` is writable (contract).
         unsafe { *domains = ptr::null_mut() };

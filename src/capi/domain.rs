@@ -4,11 +4,11 @@ use std::ffi::{c_char, c_int, c_uchar, c_uint, c_ulong, c_ushort};
 use std::ptr;
 
 use super::alloc::malloc_string;
-use super::handles::{DomainHandle, DomainRef, Handle};
 use super::entry;
+use super::handles::{DomainHandle, DomainRef, Handle};
 use crate::abi::{
-    virConnectPtr, virDomainInfo, virDomainInfoPtr, virDomainPtr, virDomainXMLFlags, VIR_UUID_BUFLEN,
-    VIR_UUID_STRING_BUFLEN,
+    VIR_UUID_BUFLEN, VIR_UUID_STRING_BUFLEN, virConnectPtr, virDomainInfo, virDomainInfoPtr, virDomainPtr,
+    virDomainXMLFlags,
 };
 use crate::error::{Code, Domain, Error};
 use crate::uuid::Uuid;
@@ -83,7 +83,13 @@ pub unsafe extern "C" fn virDomainLookupByID(conn: virConnectPtr, id: c_int) -> 
         // SAFETY: forwarded from the contract.
         let conn = unsafe { call.conn(conn)? };
         if id < 0 {
-            return Err(Error::arg(FROM, Code::VIR_ERR_INVALID_ARG, call.api, "id", format!("id in {} must be zero or greater", call.api)));
+            return Err(Error::arg(
+                FROM,
+                Code::VIR_ERR_INVALID_ARG,
+                call.api,
+                "id",
+                format!("id in {} must be zero or greater", call.api),
+            ));
         }
         let found = conn.driver.domain_lookup_by_id(id)?;
         Ok(Handle::into_ptr(DomainRef::new(conn, found)))
@@ -253,7 +259,12 @@ pub unsafe extern "C" fn virDomainIsPersistent(dom: virDomainPtr) -> c_int {
 ///
 /// Since: 0.9.2
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn virDomainGetState(domain: virDomainPtr, state: *mut c_int, reason: *mut c_int, flags: c_uint) -> c_int {
+pub unsafe extern "C" fn virDomainGetState(
+    domain: virDomainPtr,
+    state: *mut c_int,
+    reason: *mut c_int,
+    flags: c_uint,
+) -> c_int {
     entry(FROM, "virDomainGetState", |call| {
         // SAFETY: forwarded from the contract.
         let dom = unsafe { call.domain(domain)? };
@@ -339,7 +350,11 @@ pub unsafe extern "C" fn virDomainDefineXML(conn: virConnectPtr, xml: *const c_c
 ///
 /// Since: 1.2.12
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn virDomainDefineXMLFlags(conn: virConnectPtr, xml: *const c_char, flags: c_uint) -> virDomainPtr {
+pub unsafe extern "C" fn virDomainDefineXMLFlags(
+    conn: virConnectPtr,
+    xml: *const c_char,
+    flags: c_uint,
+) -> virDomainPtr {
     // SAFETY: forwarded from the contract.
     unsafe { define(conn, xml, flags, "virDomainDefineXMLFlags") }
 }
@@ -360,7 +375,11 @@ unsafe fn define(conn: virConnectPtr, xml: *const c_char, flags: c_uint, api: &'
 ///
 /// # Safety
 /// `domain` must be NULL or a domain handle.
-unsafe fn change(domain: virDomainPtr, api: &'static str, act: impl FnOnce(&DomainRef) -> crate::error::Result<()>) -> c_int {
+unsafe fn change(
+    domain: virDomainPtr,
+    api: &'static str,
+    act: impl FnOnce(&DomainRef) -> crate::error::Result<()>,
+) -> c_int {
     entry(FROM, api, |call| {
         // SAFETY: forwarded from the contract.
         let dom = unsafe { call.domain(domain)? };
@@ -417,7 +436,9 @@ pub unsafe extern "C" fn virDomainCreate(domain: virDomainPtr) -> c_int {
 pub unsafe extern "C" fn virDomainCreateWithFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
     // SAFETY: forwarded from the contract.
     unsafe {
-        change(domain, "virDomainCreateWithFlags", |d| d.conn.driver.domain_create(&d.id, flags).map(|id| d.set_live_id(id)))
+        change(domain, "virDomainCreateWithFlags", |d| {
+            d.conn.driver.domain_create(&d.id, flags).map(|id| d.set_live_id(id))
+        })
     }
 }
 
@@ -430,7 +451,9 @@ pub unsafe extern "C" fn virDomainCreateWithFlags(domain: virDomainPtr, flags: c
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn virDomainDestroy(domain: virDomainPtr) -> c_int {
     // SAFETY: forwarded from the contract.
-    unsafe { change(domain, "virDomainDestroy", |d| d.conn.driver.domain_destroy(&d.id, 0).map(|()| d.set_live_id(-1))) }
+    unsafe {
+        change(domain, "virDomainDestroy", |d| d.conn.driver.domain_destroy(&d.id, 0).map(|()| d.set_live_id(-1)))
+    }
 }
 
 /// Stops a domain (`virDomainDestroyFlagsValues`). Returns 0 or -1.
@@ -443,7 +466,9 @@ pub unsafe extern "C" fn virDomainDestroy(domain: virDomainPtr) -> c_int {
 pub unsafe extern "C" fn virDomainDestroyFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
     // SAFETY: forwarded from the contract.
     unsafe {
-        change(domain, "virDomainDestroyFlags", |d| d.conn.driver.domain_destroy(&d.id, flags).map(|()| d.set_live_id(-1)))
+        change(domain, "virDomainDestroyFlags", |d| {
+            d.conn.driver.domain_destroy(&d.id, flags).map(|()| d.set_live_id(-1))
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! callbacks and the default printer.
 
 use std::cell::UnsafeCell;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::io::Write;
 use std::ptr;
 
@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use super::alloc::{free, malloc_opt_string};
 use super::handles::ConnectHandle;
 use crate::abi::{virConnectPtr, virError, virErrorFunc, virErrorLevel, virErrorPtr};
-use crate::error::{domain_name, Code, Domain, Error};
+use crate::error::{Code, Domain, Error, domain_name};
 
 /// An error callback and its user data.
 #[derive(Clone, Copy)]

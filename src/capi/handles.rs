@@ -8,8 +8,8 @@
 
 use std::ffi::{CStr, CString};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 

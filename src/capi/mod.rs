@@ -31,8 +31,8 @@ pub mod error;
 pub mod handles;
 mod sys;
 
-use std::ffi::{c_char, c_int, c_uint, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{CStr, c_char, c_int, c_uint};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::error::{Code, Domain, Error, Result};
@@ -119,7 +119,13 @@ impl Call {
         // SAFETY: `ptr` is non-NULL and, by contract, NUL-terminated.
         let bytes = unsafe { CStr::from_ptr(ptr) };
         bytes.to_str().map_err(|_| {
-            Error::arg(self.from, Code::VIR_ERR_INVALID_ARG, self.api, arg, format!("{arg} in {} must be valid UTF-8", self.api))
+            Error::arg(
+                self.from,
+                Code::VIR_ERR_INVALID_ARG,
+                self.api,
+                arg,
+                format!("{arg} in {} must be valid UTF-8", self.api),
+            )
         })
     }
 
@@ -159,7 +165,11 @@ impl Call {
     /// Refuses the call on a read-only connection.
     pub fn writable(&self, conn: &ConnectHandle) -> Result<()> {
         if conn.read_only {
-            Err(Error::new(self.from, Code::VIR_ERR_OPERATION_DENIED, format!("read only access prevents {}", self.api)))
+            Err(Error::new(
+                self.from,
+                Code::VIR_ERR_OPERATION_DENIED,
+                format!("read only access prevents {}", self.api),
+            ))
         } else {
             Ok(())
         }
@@ -215,7 +225,9 @@ mod tests {
     #[test]
     fn success_clears_the_previous_error() {
         quiet_errors();
-        let _: c_int = entry(Domain::VIR_FROM_DOMAIN, "virA", |_| Err(Error::bare(Domain::VIR_FROM_TEST, Code::VIR_ERR_NO_DOMAIN)));
+        let _: c_int = entry(Domain::VIR_FROM_DOMAIN, "virA", |_| {
+            Err(Error::bare(Domain::VIR_FROM_TEST, Code::VIR_ERR_NO_DOMAIN))
+        });
         assert_eq!(error::virGetLastErrorCode(), Code::VIR_ERR_NO_DOMAIN as c_int);
         let r: c_int = entry(Domain::VIR_FROM_DOMAIN, "virB", |_| Ok(5));
         assert_eq!(r, 5);

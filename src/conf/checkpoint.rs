@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::domain::DomainDef;
-use super::xml::{escape, Element, Node};
+use super::xml::{Element, Node, escape};
 use crate::error::{Code, Domain, Error, Result};
 
 const FROM: Domain = Domain::VIR_FROM_DOMAIN_CHECKPOINT;
@@ -113,28 +113,73 @@ fn parse_unsigned_long(text: &str) -> Option<u64> {
 }
 
 /// The hypervisor types a `<domain>` may name.
-const DOMAIN_TYPES: &[&str] =
-    &["qemu", "kqemu", "kvm", "xen", "lxc", "uml", "openvz", "test", "vmware", "hyperv", "vbox", "phyp", "vz", "bhyve", "hvf"];
+const DOMAIN_TYPES: &[&str] = &[
+    "qemu", "kqemu", "kvm", "xen", "lxc", "uml", "openvz", "test", "vmware", "hyperv", "vbox", "phyp", "vz", "bhyve",
+    "hvf",
+];
 
 /// The elements a `<domain>` may contain (namespaced extensions are checked by their
 /// local name).
 const DOMAIN_CHILDREN: &[&str] = &[
-    "blkiotune", "bootloader", "bootloader_args", "clock", "cpu", "cputune", "currentMemory", "defaultiothread",
-    "description", "devices", "features", "genid", "idmap", "iothreadids", "iothreads", "keywrap", "launchSecurity",
-    "maxMemory", "memory", "memoryBacking", "memtune", "metadata", "name", "numatune", "on_crash", "on_lockfailure",
-    "on_poweroff", "on_reboot", "os", "perf", "pm", "resource", "seclabel", "sysinfo", "title", "uuid", "vcpu", "vcpus",
+    "blkiotune",
+    "bootloader",
+    "bootloader_args",
+    "clock",
+    "cpu",
+    "cputune",
+    "currentMemory",
+    "defaultiothread",
+    "description",
+    "devices",
+    "features",
+    "genid",
+    "idmap",
+    "iothreadids",
+    "iothreads",
+    "keywrap",
+    "launchSecurity",
+    "maxMemory",
+    "memory",
+    "memoryBacking",
+    "memtune",
+    "metadata",
+    "name",
+    "numatune",
+    "on_crash",
+    "on_lockfailure",
+    "on_poweroff",
+    "on_reboot",
+    "os",
+    "perf",
+    "pm",
+    "resource",
+    "seclabel",
+    "sysinfo",
+    "title",
+    "uuid",
+    "vcpu",
+    "vcpus",
 ];
-const DOMAIN_NAMESPACED_CHILDREN: &[&str] = &["commandline", "capabilities", "deprecation", "override", "namespace", "datacenterpath"];
+const DOMAIN_NAMESPACED_CHILDREN: &[&str] =
+    &["commandline", "capabilities", "deprecation", "override", "namespace", "datacenterpath"];
 
 /// The top level of the domain schema an embedded `<domain>` must follow: a known
 /// hypervisor type, only `type` and `id` attributes (and namespace declarations), and
 /// only known child elements. Deeper content is left to the domain parser.
 fn check_embedded_domain(domain: &Element) -> Result<()> {
-    let bad = || schema_error("Element domain failed to validate attributes\nElement domaincheckpoint failed to validate content\n");
+    let bad = || {
+        schema_error(
+            "Element domain failed to validate attributes\nElement domaincheckpoint failed to validate content\n",
+        )
+    };
     if !domain.attr("type").is_some_and(|t| DOMAIN_TYPES.contains(&t)) {
         return Err(bad());
     }
-    if domain.attrs.iter().any(|(k, _)| !matches!(k.as_str(), "type" | "id") && k != "xmlns" && !k.starts_with("xmlns:")) {
+    if domain
+        .attrs
+        .iter()
+        .any(|(k, _)| !matches!(k.as_str(), "type" | "id") && k != "xmlns" && !k.starts_with("xmlns:"))
+    {
         return Err(bad());
     }
     no_stray_text(domain)?;
@@ -237,7 +282,8 @@ impl CheckpointDef {
         no_stray_text(root)?;
         let mut seen: Vec<&str> = Vec::new();
         for child in root.elements() {
-            let known = matches!(child.name.as_str(), "name" | "description" | "creationTime" | "disks" | "domain" | "parent");
+            let known =
+                matches!(child.name.as_str(), "name" | "description" | "creationTime" | "disks" | "domain" | "parent");
             if !known || seen.contains(&child.name.as_str()) {
                 return Err(schema_error(format!(
                     "Extra element {} in interleave\nElement domaincheckpoint failed to validate content\n",
@@ -287,7 +333,9 @@ impl CheckpointDef {
                     disks.push(parse_disk(disk)?);
                 }
                 if disks.is_empty() {
-                    return Err(schema_error("Expecting an element disk, got nothing\nElement disks failed to validate content\n"));
+                    return Err(schema_error(
+                        "Expecting an element disk, got nothing\nElement disks failed to validate content\n",
+                    ));
                 }
                 true
             }

@@ -148,7 +148,17 @@ impl DomainDef {
                 disks.push(parsed);
             }
         }
-        Ok(DomainDef { xml, embedded: Default::default(), name, uuid, virt_type, max_memory_kib, memory_kib, vcpus, disks })
+        Ok(DomainDef {
+            xml,
+            embedded: Default::default(),
+            name,
+            uuid,
+            virt_type,
+            max_memory_kib,
+            memory_kib,
+            vcpus,
+            disks,
+        })
     }
 
     /// The disk with this target name.
@@ -207,11 +217,7 @@ impl Eq for DomainDef {}
 
 /// Inserts `new` right after the first child element named `after`, or first.
 fn insert_after(parent: &mut Element, after: &str, new: Element) {
-    let at = parent
-        .children
-        .iter()
-        .position(|n| matches!(n, Node::Element(e) if e.name == after))
-        .map_or(0, |i| i + 1);
+    let at = parent.children.iter().position(|n| matches!(n, Node::Element(e) if e.name == after)).map_or(0, |i| i + 1);
     parent.children.insert(at, Node::Element(new));
 }
 
@@ -326,7 +332,10 @@ mod tests {
 
     #[test]
     fn generates_a_uuid_after_the_name() {
-        let def = DomainDef::parse("<domain type='test'><name>a</name><memory>1024</memory><os><type>hvm</type></os></domain>").unwrap();
+        let def = DomainDef::parse(
+            "<domain type='test'><name>a</name><memory>1024</memory><os><type>hvm</type></os></domain>",
+        )
+        .unwrap();
         let xml = def.format(FormatOptions::default());
         assert!(xml.starts_with(&format!("<domain type='test'>\n  <name>a</name>\n  <uuid>{}</uuid>\n", def.uuid)));
     }
@@ -334,16 +343,31 @@ mod tests {
     #[test]
     fn errors_match_libvirt() {
         let cases: &[(&str, Code, Domain, &str)] = &[
-            ("<foo/>", Code::VIR_ERR_XML_ERROR, Domain::VIR_FROM_XML, "XML error: expecting root element of 'domain', not 'foo'"),
+            (
+                "<foo/>",
+                Code::VIR_ERR_XML_ERROR,
+                Domain::VIR_FROM_XML,
+                "XML error: expecting root element of 'domain', not 'foo'",
+            ),
             ("<domain type='test'/>", Code::VIR_ERR_NO_NAME, FROM, "missing name information"),
-            ("<domain type='test'><name>a</name></domain>", Code::VIR_ERR_XML_ERROR, FROM, "XML error: an os <type> must be specified"),
+            (
+                "<domain type='test'><name>a</name></domain>",
+                Code::VIR_ERR_XML_ERROR,
+                FROM,
+                "XML error: an os <type> must be specified",
+            ),
             (
                 "<domain type='test'><name>a</name><os><type>hvm</type></os></domain>",
                 Code::VIR_ERR_XML_ERROR,
                 FROM,
                 "XML error: Memory size must be specified via <memory> or in the <numa> configuration",
             ),
-            ("<domain type='test'><name>a/b</name></domain>", Code::VIR_ERR_XML_ERROR, FROM, "XML error: name a/b cannot contain '/'"),
+            (
+                "<domain type='test'><name>a/b</name></domain>",
+                Code::VIR_ERR_XML_ERROR,
+                FROM,
+                "XML error: name a/b cannot contain '/'",
+            ),
             (
                 "<domain type='test'><name>c</name><uuid>zz</uuid><memory>1</memory><os><type>hvm</type></os></domain>",
                 Code::VIR_ERR_INTERNAL_ERROR,

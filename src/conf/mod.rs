@@ -19,11 +19,7 @@ pub fn parse_document(text: &str, context: &str, root: &str, domain: Domain) -> 
     let element = Element::parse(text).map_err(|e| {
         let source_line = text.lines().nth(e.line.saturating_sub(1)).unwrap_or("(null)");
         let source_line = if text.is_empty() { "(null)" } else { source_line };
-        Error::new(
-            domain,
-            Code::VIR_ERR_XML_DETAIL,
-            format!("({context}):{}: {}\n{source_line}\n^", e.line, e.message),
-        )
+        Error::new(domain, Code::VIR_ERR_XML_DETAIL, format!("({context}):{}: {}\n{source_line}\n^", e.line, e.message))
     })?;
     if element.name != root {
         return Err(Error::new(

@@ -7,9 +7,9 @@
 
 use std::borrow::Cow;
 
+use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
-use quick_xml::XmlVersion;
 
 /// Documents nested deeper than this are refused (bounds recursion when printing).
 pub const MAX_DEPTH: usize = 256;
@@ -158,7 +158,8 @@ impl Element {
         }
         out.push('>');
         let has_elements = self.elements().next().is_some();
-        let mixed = has_elements && self.children.iter().any(|n| matches!(n, Node::Text(t) if !escape(t).trim().is_empty()));
+        let mixed =
+            has_elements && self.children.iter().any(|n| matches!(n, Node::Text(t) if !escape(t).trim().is_empty()));
         if !has_elements || mixed {
             self.write_content_inline(out);
         } else {
@@ -230,7 +231,10 @@ pub fn escape_into(out: &mut String, text: &str) {
 
 /// `text` escaped as [`escape_into`] does.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if text.chars().any(|c| matches!(c, '<' | '>' | '&' | '"' | '\'') || ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))) {
+    if text
+        .chars()
+        .any(|c| matches!(c, '<' | '>' | '&' | '"' | '\'') || ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')))
+    {
         let mut out = String::with_capacity(text.len() + 8);
         escape_into(&mut out, text);
         Cow::Owned(out)
@@ -249,7 +253,11 @@ fn line_of(text: &str, pos: u64) -> usize {
 fn is_xml_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '\u{B7}') || (!c.is_ascii() && !c.is_whitespace()))
+        && chars.all(|c| {
+            c.is_alphanumeric()
+                || matches!(c, '.' | '-' | '_' | ':' | '\u{B7}')
+                || (!c.is_ascii() && !c.is_whitespace())
+        })
 }
 
 fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
@@ -304,7 +312,10 @@ fn is_xml_char(c: char) -> bool {
 fn parse_document(text: &str) -> Result<Element, ParseError> {
     if let Some(at) = text.find(|c| !is_xml_char(c)) {
         let c = text[at..].chars().next().unwrap_or_default();
-        return Err(ParseError { line: line_of(text, at as u64), message: format!("invalid character 0x{:x} in the document", c as u32) });
+        return Err(ParseError {
+            line: line_of(text, at as u64),
+            message: format!("invalid character 0x{:x} in the document", c as u32),
+        });
     }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();

@@ -43,9 +43,13 @@ pub fn format_options(flags: u32) -> CheckpointFormat {
 pub fn tree_error(err: TreeError, driver: Domain) -> Error {
     let from = Domain::VIR_FROM_DOMAIN;
     match err {
-        TreeError::Exists(name) => Error::new(from, Code::VIR_ERR_OPERATION_FAILED, format!("domain moment {name} already exists")),
+        TreeError::Exists(name) => {
+            Error::new(from, Code::VIR_ERR_OPERATION_FAILED, format!("domain moment {name} already exists"))
+        }
         TreeError::NotFound(name) => not_found(driver, &name),
-        TreeError::OwnParent(name) => Error::new(from, Code::VIR_ERR_INVALID_ARG, format!("cannot set moment {name} as its own parent")),
+        TreeError::OwnParent(name) => {
+            Error::new(from, Code::VIR_ERR_INVALID_ARG, format!("cannot set moment {name} as its own parent"))
+        }
         TreeError::MissingParent { parent, moment } => {
             Error::new(from, Code::VIR_ERR_INVALID_ARG, format!("parent {parent} for moment {moment} not found"))
         }
@@ -126,7 +130,11 @@ impl Checkpoints {
     pub fn to_be_deleted(&self, name: &str, flags: u32) -> Result<Vec<CheckpointDef>> {
         let this = self.get(name)?;
         let mut doomed = Vec::new();
-        if flags & (DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN as u32 | DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as u32) != 0 {
+        if flags
+            & (DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN as u32
+                | DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as u32)
+            != 0
+        {
             let descendants = self.tree.list(Some(name), crate::moment::list_flags::DESCENDANTS, |_| true);
             let descendants = descendants.map_err(|e| tree_error(e, self.from()))?;
             doomed.extend(descendants.into_iter().filter_map(|n| self.tree.get(n)).cloned());

@@ -37,7 +37,12 @@ pub fn open(uri: &str, flags: u32) -> Result<Arc<dyn Driver>> {
             }
         }
         ("qemu", None) => {
-            Error::check_flags(Domain::VIR_FROM_QEMU, "qemuConnectOpen", flags, crate::abi::virConnectFlags::VIR_CONNECT_RO as u32)?;
+            Error::check_flags(
+                Domain::VIR_FROM_QEMU,
+                "qemuConnectOpen",
+                flags,
+                crate::abi::virConnectFlags::VIR_CONNECT_RO as u32,
+            )?;
             let root = match parsed.path.as_str() {
                 "/embed" => {
                     let root = parsed.param("root").ok_or_else(|| {
@@ -264,7 +269,13 @@ pub trait Driver: Send + Sync {
     }
 
     /// `virDomainCheckpointListAllChildren`.
-    fn checkpoint_list_all_children(&self, dom: &DomainId, name: &str, flags: u32, count_only: bool) -> Result<Listing> {
+    fn checkpoint_list_all_children(
+        &self,
+        dom: &DomainId,
+        name: &str,
+        flags: u32,
+        count_only: bool,
+    ) -> Result<Listing> {
         let _ = (dom, name, flags, count_only);
         unsupported(FROM_CHECKPOINT, "virDomainCheckpointListAllChildren")
     }
@@ -297,7 +308,11 @@ pub enum Listing {
 
 impl Listing {
     /// Lists or counts, as asked.
-    pub fn of(count_only: bool, names: impl FnOnce() -> Result<Vec<String>>, count: impl FnOnce() -> Result<usize>) -> Result<Listing> {
+    pub fn of(
+        count_only: bool,
+        names: impl FnOnce() -> Result<Vec<String>>,
+        count: impl FnOnce() -> Result<usize>,
+    ) -> Result<Listing> {
         if count_only { count().map(Listing::Count) } else { names().map(Listing::Names) }
     }
 

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use super::checkpoints::{self, Checkpoints};
-use super::{list_filter_accepts, DomainFacts, DomainId, DomainInfo, Driver, Listing, LIST_DOMAINS_ALL};
+use super::{DomainFacts, DomainId, DomainInfo, Driver, LIST_DOMAINS_ALL, Listing, list_filter_accepts};
 use crate::abi::{
     virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointXMLFlags as CheckpointXmlFlags,
     virDomainDefineFlags as DefineFlags, virDomainDestroyFlagsValues as DestroyFlags, virDomainRunningReason,
@@ -146,11 +146,7 @@ impl State {
 }
 
 fn vanished(dom: &DomainId) -> Error {
-    Error::new(
-        FROM,
-        Code::VIR_ERR_NO_DOMAIN,
-        format!("no domain with matching uuid '{}' ({})", dom.uuid, dom.name),
-    )
+    Error::new(FROM, Code::VIR_ERR_NO_DOMAIN, format!("no domain with matching uuid '{}' ({})", dom.uuid, dom.name))
 }
 
 fn now_seconds() -> i64 {
@@ -199,12 +195,7 @@ impl Driver for TestDriver {
     fn connect_list_all_domains(&self, flags: u32) -> Result<Vec<DomainId>> {
         Error::check_flags(FROM, "testConnectListAllDomains", flags, LIST_DOMAINS_ALL)?;
         let state = self.state.lock();
-        Ok(state
-            .domains
-            .iter()
-            .filter(|d| list_filter_accepts(flags, &d.facts()))
-            .map(TestDomain::handle)
-            .collect())
+        Ok(state.domains.iter().filter(|d| list_filter_accepts(flags, &d.facts())).map(TestDomain::handle).collect())
     }
 
     fn connect_num_of_domains(&self) -> Result<i32> {
@@ -385,7 +376,11 @@ impl Driver for TestDriver {
         let d = state.domain_mut(dom)?;
         // The test driver wants a running domain even to restore metadata.
         if !d.is_active() {
-            return Err(Error::new(FROM, Code::VIR_ERR_OPERATION_UNSUPPORTED, "cannot create checkpoint for inactive domain"));
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "cannot create checkpoint for inactive domain",
+            ));
         }
         let prepared = if flags & redefine != 0 {
             d.checkpoints.prepare_redefine(CheckpointDef::parse(xml, true)?, &d.def.uuid)?
@@ -418,7 +413,13 @@ impl Driver for TestDriver {
         Listing::of(count_only, || list.list(None, flags), || list.count(None, flags))
     }
 
-    fn checkpoint_list_all_children(&self, dom: &DomainId, name: &str, flags: u32, count_only: bool) -> Result<Listing> {
+    fn checkpoint_list_all_children(
+        &self,
+        dom: &DomainId,
+        name: &str,
+        flags: u32,
+        count_only: bool,
+    ) -> Result<Listing> {
         Error::check_flags(FROM, "testDomainCheckpointListAllChildren", flags, checkpoints::LIST_FLAGS)?;
         let state = self.state.lock();
         let list = &state.domain(dom)?.checkpoints;
@@ -472,7 +473,8 @@ mod tests {
         assert_eq!((e.code, e.domain, e.message.as_str()), (Code::VIR_ERR_NO_DOMAIN, FROM, "Domain not found"));
         assert!(driver.domain_lookup_by_id(2).is_err());
         assert_eq!(driver.domain_lookup_by_id(1).unwrap().name, "test");
-        let ghost = DomainId { name: "tr".into(), uuid: Uuid::parse("11111111-2222-3333-4444-555555555555").unwrap(), id: -1 };
+        let ghost =
+            DomainId { name: "tr".into(), uuid: Uuid::parse("11111111-2222-3333-4444-555555555555").unwrap(), id: -1 };
         assert_eq!(
             driver.domain_is_active(&ghost).unwrap_err().message,
             "Domain not found: no domain with matching uuid '11111111-2222-3333-4444-555555555555' (tr)"

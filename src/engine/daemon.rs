@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{node_names, EngineDisk};
+use super::{EngineDisk, node_names};
 
 /// The program to run: `VIRBACKUP_QSD` when set, else `qemu-storage-daemon` from PATH.
 pub fn binary() -> PathBuf {
@@ -94,7 +94,11 @@ pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
         .map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        return Err(if text.is_empty() { format!("{} exited with {}", binary().display(), output.status) } else { text });
+        return Err(if text.is_empty() {
+            format!("{} exited with {}", binary().display(), output.status)
+        } else {
+            text
+        });
     }
     let pid = std::fs::read_to_string(config.pidfile)
         .map_err(|e| format!("no pid file {}: {e}", config.pidfile.display()))?
@@ -145,7 +149,12 @@ mod tests {
     #[test]
     fn command_line_quotes_commas_and_exports_disks() {
         let disks = vec![
-            EngineDisk { target: "vda".into(), path: "/img/a,b.qcow2".into(), format: "qcow2".into(), read_only: false },
+            EngineDisk {
+                target: "vda".into(),
+                path: "/img/a,b.qcow2".into(),
+                format: "qcow2".into(),
+                read_only: false,
+            },
             EngineDisk { target: "vdb".into(), path: "/img/seed.raw".into(), format: "raw".into(), read_only: true },
         ];
         let args = arguments(&DaemonConfig {

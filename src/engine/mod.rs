@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::error::{Code, Domain, Error, Result};
 use qmp::{Qmp, QmpError};
@@ -113,7 +113,9 @@ impl Session {
                 let qmp = run_dir.join("qmp-op.sock");
                 let pidfile = run_dir.join("qsd-op.pid");
                 let pid = daemon::start(&daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks, nbd: None })
-                    .map_err(|e| Error::internal(FROM, format!("qemu-storage-daemon could not open the disks of {what}: {e}")))?;
+                    .map_err(|e| {
+                        Error::internal(FROM, format!("qemu-storage-daemon could not open the disks of {what}: {e}"))
+                    })?;
                 (qmp, Some(pid))
             }
             Access::Existing { qmp } => (qmp.to_path_buf(), None),
@@ -139,9 +141,9 @@ impl Session {
         let mut found = HashMap::new();
         for disk in disks {
             let path = disk.path.to_string_lossy();
-            let node = nodes.iter().find(|n| {
-                n["drv"].as_str() == Some(disk.format.as_str()) && n["file"].as_str() == Some(path.as_ref())
-            });
+            let node = nodes
+                .iter()
+                .find(|n| n["drv"].as_str() == Some(disk.format.as_str()) && n["file"].as_str() == Some(path.as_ref()));
             match node.and_then(|n| n["node-name"].as_str()) {
                 Some(name) => {
                     found.insert(disk.target.clone(), name.to_string());
@@ -251,7 +253,8 @@ pub fn version() -> Result<u64> {
 fn parse_version(text: &str) -> Option<u64> {
     let word = text.split_whitespace().skip_while(|w| *w != "version").nth(1)?;
     let mut parts = word.split('.').map(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok());
-    let (major, minor, micro) = (parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0));
+    let (major, minor, micro) =
+        (parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0));
     Some(major * 1_000_000 + minor * 1_000 + micro)
 }
 
@@ -261,14 +264,25 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_version("qemu-storage-daemon version 10.0.2 (Debian 1:10.0.2+ds-2)\nCopyright"), Some(10_000_002));
+        assert_eq!(
+            parse_version("qemu-storage-daemon version 10.0.2 (Debian 1:10.0.2+ds-2)\nCopyright"),
+            Some(10_000_002)
+        );
         assert_eq!(parse_version("version 7.2"), Some(7_002_000));
         assert_eq!(parse_version("nothing"), None);
     }
 
     #[test]
     fn health() {
-        let b = BitmapInfo { name: "c".into(), count: 0, granularity: 65536, recording: true, persistent: true, busy: false, inconsistent: false };
+        let b = BitmapInfo {
+            name: "c".into(),
+            count: 0,
+            granularity: 65536,
+            recording: true,
+            persistent: true,
+            busy: false,
+            inconsistent: false,
+        };
         assert!(b.healthy());
         assert!(!BitmapInfo { inconsistent: true, ..b.clone() }.healthy());
         assert!(!BitmapInfo { recording: false, ..b }.healthy());

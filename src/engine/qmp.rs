@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Why a QMP exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +57,11 @@ impl Qmp {
     /// Connects, reads the greeting and negotiates capabilities. `timeout` bounds every
     /// later wait for an answer.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
-        let stream = UnixStream::connect(socket).map_err(|e| QmpError::Connect(format!("{}: {e}", socket.display())))?;
+        let stream =
+            UnixStream::connect(socket).map_err(|e| QmpError::Connect(format!("{}: {e}", socket.display())))?;
         let writer = stream.try_clone().map_err(|e| QmpError::Connect(e.to_string()))?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer, next_id: 1, events: VecDeque::new(), timeout, broken: false };
+        let mut qmp =
+            Qmp { reader: BufReader::new(stream), writer, next_id: 1, events: VecDeque::new(), timeout, broken: false };
         let deadline = Instant::now() + timeout;
         let greeting = qmp.read_message(deadline, "the QMP greeting")?;
         if greeting.get("QMP").is_none() {
@@ -80,7 +82,12 @@ impl Qmp {
     }
 
     /// Runs a command, waiting at most `timeout` for its answer.
-    pub fn execute_within(&mut self, command: &str, arguments: Option<Value>, timeout: Duration) -> Result<Value, QmpError> {
+    pub fn execute_within(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, QmpError> {
         if self.broken {
             return Err(QmpError::Closed);
         }
@@ -118,7 +125,11 @@ impl Qmp {
             }
             if let Some(error) = message.get("error") {
                 let text = |k: &str| error.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(QmpError::Command { command: command.to_string(), class: text("class"), desc: text("desc") });
+                return Err(QmpError::Command {
+                    command: command.to_string(),
+                    class: text("class"),
+                    desc: text("desc"),
+                });
             }
             return Err(QmpError::Protocol(format!("unexpected reply {message}")));
         }
@@ -174,7 +185,9 @@ impl Qmp {
                     });
                 }
                 Ok(_) => continue,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    continue;
+                }
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => {
                     self.broken = true;
                     return Err(QmpError::Closed);
@@ -234,7 +247,12 @@ mod tests {
             writeln!(out, r#"{{"return": [1, 2], "id": {}}}"#, req["id"]).unwrap();
             let req = read_request(&mut reader);
             assert_eq!(req["arguments"]["node"], "n");
-            writeln!(out, r#"{{"error": {{"class": "GenericError", "desc": "Dirty bitmap 'x' not found"}}, "id": {}}}"#, req["id"]).unwrap();
+            writeln!(
+                out,
+                r#"{{"error": {{"class": "GenericError", "desc": "Dirty bitmap 'x' not found"}}, "id": {}}}"#,
+                req["id"]
+            )
+            .unwrap();
             writeln!(out, r#"{{"event": "BLOCK_JOB_COMPLETED", "data": {{"device": "j"}}}}"#).unwrap();
             let mut rest = String::new();
             let _ = reader.read_to_string(&mut rest);
@@ -242,7 +260,10 @@ mod tests {
         let mut qmp = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
         assert_eq!(qmp.execute("query-jobs", None).unwrap(), json!([1, 2]));
         let err = qmp.execute("block-dirty-bitmap-remove", Some(json!({"node": "n", "name": "x"}))).unwrap_err();
-        assert_eq!(err.to_string(), "unable to execute QEMU command 'block-dirty-bitmap-remove': Dirty bitmap 'x' not found");
+        assert_eq!(
+            err.to_string(),
+            "unable to execute QEMU command 'block-dirty-bitmap-remove': Dirty bitmap 'x' not found"
+        );
         let done = qmp.wait_event(Duration::from_secs(5), |e| e["event"] == "BLOCK_JOB_COMPLETED").unwrap();
         assert_eq!(done["data"]["device"], "j");
         let queued = qmp.take_events();

@@ -90,7 +90,13 @@ pub struct MomentTree<D> {
 
 impl<D> Default for MomentTree<D> {
     fn default() -> Self {
-        MomentTree { nodes: Vec::new(), free: Vec::new(), by_name: HashMap::new(), roots: Children::default(), current: None }
+        MomentTree {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            by_name: HashMap::new(),
+            roots: Children::default(),
+            current: None,
+        }
     }
 }
 
@@ -266,7 +272,14 @@ impl<D> MomentTree<D> {
             return Err(TreeError::Exists(name.to_string()));
         }
         let parent = parent.and_then(|p| self.by_name.get(p).copied());
-        let i = self.alloc(Node { name: name.to_string(), def, parent, prev: None, next: None, children: Children::default() });
+        let i = self.alloc(Node {
+            name: name.to_string(),
+            def,
+            parent,
+            prev: None,
+            next: None,
+            children: Children::default(),
+        });
         self.by_name.insert(name.to_string(), i);
         self.link_front(i, parent);
         Ok(())
@@ -442,7 +455,9 @@ impl<D> MomentTree<D> {
                 }
             });
         } else {
-            out.extend(self.child_indices(start).into_iter().filter(|&i| passes(i)).map(|i| self.node(i).name.as_str()));
+            out.extend(
+                self.child_indices(start).into_iter().filter(|&i| passes(i)).map(|i| self.node(i).name.as_str()),
+            );
         }
         Ok(out)
     }

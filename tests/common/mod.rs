@@ -78,7 +78,8 @@ pub fn image_bitmaps(image: &Path) -> Vec<(String, Vec<String>)> {
         .map(|list| {
             list.iter()
                 .map(|b| {
-                    let flags = b["flags"].as_array().map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect());
+                    let flags =
+                        b["flags"].as_array().map(|f| f.iter().map(|x| x.as_str().unwrap().to_string()).collect());
                     (b["name"].as_str().unwrap().to_string(), flags.unwrap_or_default())
                 })
                 .collect()

@@ -75,7 +75,11 @@ fn syntax_root_and_schema_errors() {
     assert!(c("garbage").2.starts_with("(domain_checkpoint):1: "));
     assert_eq!(
         c("<foo/>"),
-        (Code::VIR_ERR_XML_ERROR, Domain::VIR_FROM_XML, "XML error: expecting root element of 'domaincheckpoint', not 'foo'".into())
+        (
+            Code::VIR_ERR_XML_ERROR,
+            Domain::VIR_FROM_XML,
+            "XML error: expecting root element of 'domaincheckpoint', not 'foo'".into()
+        )
     );
     for bad in [
         "<domaincheckpoint><name>a/b</name></domaincheckpoint>",
@@ -120,10 +124,14 @@ fn redefine_requirements() {
         err("<domaincheckpoint><creationTime>1</creationTime></domaincheckpoint>", true),
         (Code::VIR_ERR_XML_ERROR, FROM, "XML error: a redefined checkpoint must have a name".into())
     );
-    let missing = (Code::VIR_ERR_INTERNAL_ERROR, FROM, "internal error: missing creationTime from existing checkpoint".into());
+    let missing =
+        (Code::VIR_ERR_INTERNAL_ERROR, FROM, "internal error: missing creationTime from existing checkpoint".into());
     assert_eq!(err("<domaincheckpoint><name>x</name></domaincheckpoint>", true), missing);
     assert_eq!(
-        err("<domaincheckpoint><name>x</name><creationTime>18446744073709551615</creationTime></domaincheckpoint>", true),
+        err(
+            "<domaincheckpoint><name>x</name><creationTime>18446744073709551615</creationTime></domaincheckpoint>",
+            true
+        ),
         missing
     );
     let def = CheckpointDef::parse(
@@ -136,7 +144,10 @@ fn redefine_requirements() {
         "<domaincheckpoint><name>x</name><creationTime>1</creationTime><domain type='test'><name>d</name></domain></domaincheckpoint>",
         true,
     );
-    assert_eq!((code, domain, message.as_str()), (Code::VIR_ERR_XML_ERROR, Domain::VIR_FROM_DOMAIN, "XML error: an os <type> must be specified"));
+    assert_eq!(
+        (code, domain, message.as_str()),
+        (Code::VIR_ERR_XML_ERROR, Domain::VIR_FROM_DOMAIN, "XML error: an os <type> must be specified")
+    );
 }
 
 #[test]
@@ -148,13 +159,29 @@ fn alignment_defaults() {
     let bitmap = || Some("c".to_string());
     assert_eq!(
         kinds(&def),
-        [("vda".into(), Bitmap, bitmap()), ("vdb".into(), No, None), ("vdc".into(), Bitmap, bitmap()), ("hdc".into(), No, None)]
+        [
+            ("vda".into(), Bitmap, bitmap()),
+            ("vdb".into(), No, None),
+            ("vdc".into(), Bitmap, bitmap()),
+            ("hdc".into(), No, None)
+        ]
     );
 
-    let mut def =
-        CheckpointDef::parse("<domaincheckpoint><name>c</name><disks><disk name='vdc'/></disks></domaincheckpoint>", false).unwrap();
+    let mut def = CheckpointDef::parse(
+        "<domaincheckpoint><name>c</name><disks><disk name='vdc'/></disks></domaincheckpoint>",
+        false,
+    )
+    .unwrap();
     def.align_disks(&dom).unwrap();
-    assert_eq!(kinds(&def), [("vda".into(), No, None), ("vdb".into(), No, None), ("vdc".into(), Bitmap, bitmap()), ("hdc".into(), No, None)]);
+    assert_eq!(
+        kinds(&def),
+        [
+            ("vda".into(), No, None),
+            ("vdb".into(), No, None),
+            ("vdc".into(), Bitmap, bitmap()),
+            ("hdc".into(), No, None)
+        ]
+    );
 
     let mut def = CheckpointDef::parse(
         "<domaincheckpoint><name>c</name><disks><disk name='vdc' bitmap='own'/><disk name='/a.img'/></disks></domaincheckpoint>",
@@ -164,7 +191,12 @@ fn alignment_defaults() {
     def.align_disks(&dom).unwrap();
     assert_eq!(
         kinds(&def),
-        [("vda".into(), Bitmap, bitmap()), ("vdb".into(), No, None), ("vdc".into(), Bitmap, Some("own".into())), ("hdc".into(), No, None)]
+        [
+            ("vda".into(), Bitmap, bitmap()),
+            ("vdb".into(), No, None),
+            ("vdc".into(), Bitmap, Some("own".into())),
+            ("hdc".into(), No, None)
+        ]
     );
 }
 
@@ -172,29 +204,43 @@ fn alignment_defaults() {
 fn alignment_errors() {
     let dom = four_disks();
     let fail = |disks: &str, d: &DomainDef| {
-        let mut def = CheckpointDef::parse(&format!("<domaincheckpoint><disks>{disks}</disks></domaincheckpoint>"), false).unwrap();
+        let mut def =
+            CheckpointDef::parse(&format!("<domaincheckpoint><disks>{disks}</disks></domaincheckpoint>"), false)
+                .unwrap();
         let e = def.align_disks(d).unwrap_err();
         assert_eq!((e.code, e.domain), (Code::VIR_ERR_CONFIG_UNSUPPORTED, FROM));
         e.message
     };
     assert_eq!(fail("<disk name='vdz'/>", &dom), "unsupported configuration: no disk named 'vdz'");
-    assert_eq!(fail("<disk name='/c.img'/><disk name='vdc'/>", &dom), "unsupported configuration: disk 'vdc' specified twice");
+    assert_eq!(
+        fail("<disk name='/c.img'/><disk name='vdc'/>", &dom),
+        "unsupported configuration: disk 'vdc' specified twice"
+    );
     assert_eq!(fail("<disk name='vdb'/>", &dom), "unsupported configuration: disk 'vdb' is empty or readonly");
-    assert_eq!(fail("<disk name='hdc' checkpoint='bitmap'/>", &dom), "unsupported configuration: disk 'hdc' is empty or readonly");
+    assert_eq!(
+        fail("<disk name='hdc' checkpoint='bitmap'/>", &dom),
+        "unsupported configuration: disk 'hdc' is empty or readonly"
+    );
     let one = domain("<disk type='file'><source file='/c.img'/><target dev='vda'/></disk>");
     assert_eq!(
         fail("<disk name='/c.img'/><disk name='/c.img'/>", &one),
         "unsupported configuration: too many disk checkpoint requests for domain"
     );
-    assert_eq!(fail("<disk name='vda'/>", &domain("")), "unsupported configuration: too many disk checkpoint requests for domain");
+    assert_eq!(
+        fail("<disk name='vda'/>", &domain("")),
+        "unsupported configuration: too many disk checkpoint requests for domain"
+    );
     let mut def = CheckpointDef::default();
     assert_eq!(
         def.align_disks(&domain("")).unwrap_err().message,
         "unsupported configuration: domain must have at least one disk to perform checkpoints"
     );
     // The read-only disk may be listed as 'no'.
-    let mut def =
-        CheckpointDef::parse("<domaincheckpoint><disks><disk name='vdb' checkpoint='no'/></disks></domaincheckpoint>", false).unwrap();
+    let mut def = CheckpointDef::parse(
+        "<domaincheckpoint><disks><disk name='vdb' checkpoint='no'/></disks></domaincheckpoint>",
+        false,
+    )
+    .unwrap();
     assert!(def.align_disks(&dom).is_ok());
 }
 
@@ -205,7 +251,12 @@ fn format_layout_and_escaping() {
         description: Some("a&b <c> 'd' \"e\"\n\tf".into()),
         parent: Some("aa".into()),
         creation_time: 1795305418,
-        disks: vec![CheckpointDisk { name: "vda".into(), kind: DiskCheckpointKind::Bitmap, bitmap: Some("mm".into()), size: Some(4096) }],
+        disks: vec![CheckpointDisk {
+            name: "vda".into(),
+            kind: DiskCheckpointKind::Bitmap,
+            bitmap: Some("mm".into()),
+            size: Some(4096),
+        }],
         disks_listed: false,
         domain: None,
     };
@@ -240,11 +291,9 @@ fn embedded_domain_is_indented_and_secret_unless_secure() {
 #[test]
 fn round_trip_of_printed_output() {
     let dom = four_disks();
-    let mut def = CheckpointDef::parse(
-        "<domaincheckpoint><name>c</name><description>x</description></domaincheckpoint>",
-        false,
-    )
-    .unwrap();
+    let mut def =
+        CheckpointDef::parse("<domaincheckpoint><name>c</name><description>x</description></domaincheckpoint>", false)
+            .unwrap();
     def.creation_time = 7;
     def.domain = Some(Arc::new(dom.clone()));
     def.align_disks(&dom).unwrap();

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use super::checkpoints::{self, Checkpoints};
-use super::{list_filter_accepts, DomainFacts, DomainId, DomainInfo, Driver, Listing, LIST_DOMAINS_ALL};
+use super::{DomainFacts, DomainId, DomainInfo, Driver, LIST_DOMAINS_ALL, Listing, list_filter_accepts};
 use crate::abi::{
     virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointDeleteFlags as DeleteFlags,
     virDomainCheckpointXMLFlags as CheckpointXmlFlags, virDomainCreateFlags as StartFlags,
@@ -33,7 +33,7 @@ use crate::abi::{
 use crate::conf::checkpoint::{CheckpointDef, DiskCheckpointKind};
 use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::conf::xml::{Element, Node};
-use crate::engine::{self, daemon, Access, EngineDisk, Session};
+use crate::engine::{self, Access, EngineDisk, Session, daemon};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
 use store::{Layout, Status};
@@ -86,7 +86,10 @@ fn engine_disks(def: &DomainDef) -> Result<Vec<EngineDisk>> {
         .filter(|d| !d.is_empty())
         .map(|d| {
             if !matches!(d.source_type.as_str(), "file" | "block") {
-                return Err(unsupported_config(format!("disk '{}' of type '{}' is not supported", d.target, d.source_type)));
+                return Err(unsupported_config(format!(
+                    "disk '{}' of type '{}' is not supported",
+                    d.target, d.source_type
+                )));
             }
             Ok(EngineDisk {
                 target: d.target.clone(),
@@ -176,7 +179,11 @@ struct Inner {
 impl Inner {
     fn position(&self, dom: &DomainId) -> Result<usize> {
         self.domains.iter().position(|d| d.def().uuid == dom.uuid).ok_or_else(|| {
-            Error::new(FROM, Code::VIR_ERR_NO_DOMAIN, format!("no domain with matching uuid '{}' ({})", dom.uuid, dom.name))
+            Error::new(
+                FROM,
+                Code::VIR_ERR_NO_DOMAIN,
+                format!("no domain with matching uuid '{}' ({})", dom.uuid, dom.name),
+            )
         })
     }
 }
@@ -250,7 +257,8 @@ impl QemuDriver {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| Error::system(FROM, format!("cannot open '{}'", lock_path.display()), &e))?;
-        let driver = Arc::new(QemuDriver { layout, lock, inner: Mutex::new(Inner::default()), version: OnceLock::new() });
+        let driver =
+            Arc::new(QemuDriver { layout, lock, inner: Mutex::new(Inner::default()), version: OnceLock::new() });
         drivers.insert(root, Arc::downgrade(&driver));
         Ok(driver)
     }
@@ -510,17 +518,20 @@ fn live_xml(live: &Live, secure: bool) -> String {
         Engine::Ours { qmp, nbd, .. } => {
             let mut nbd_element = Element::new("virbackup:nbd").with_attr("socket", nbd.to_string_lossy());
             for disk in live.def.disks.iter().filter(|d| !d.is_empty()) {
-                nbd_element =
-                    nbd_element.with_child(Element::new("virbackup:export").with_attr("disk", &disk.target).with_attr("name", &disk.target));
+                nbd_element = nbd_element.with_child(
+                    Element::new("virbackup:export").with_attr("disk", &disk.target).with_attr("name", &disk.target),
+                );
             }
             Element::new("virbackup:runtime")
                 .with_attr("xmlns:virbackup", NAMESPACE)
                 .with_child(Element::new("virbackup:qmp").with_attr("socket", qmp.to_string_lossy()))
                 .with_child(nbd_element)
         }
-        Engine::Adopted { qmp } => Element::new("virbackup:runtime")
-            .with_attr("xmlns:virbackup", NAMESPACE)
-            .with_child(Element::new("virbackup:qmp").with_attr("socket", qmp.to_string_lossy()).with_attr("adopted", "yes")),
+        Engine::Adopted { qmp } => {
+            Element::new("virbackup:runtime").with_attr("xmlns:virbackup", NAMESPACE).with_child(
+                Element::new("virbackup:qmp").with_attr("socket", qmp.to_string_lossy()).with_attr("adopted", "yes"),
+            )
+        }
     };
     match xml.child_mut("metadata") {
         Some(metadata) => metadata.children.push(Node::Element(runtime)),
@@ -605,9 +616,12 @@ impl Driver for QemuDriver {
 
     fn domain_lookup_by_id(&self, id: i32) -> Result<DomainId> {
         self.with_state(false, |inner, _| {
-            inner.domains.iter().find(|d| d.live.as_ref().is_some_and(|l| l.id == id)).map(QemuDomain::id).ok_or_else(|| {
-                Error::new(FROM, Code::VIR_ERR_NO_DOMAIN, format!("no domain with matching id {id}"))
-            })
+            inner
+                .domains
+                .iter()
+                .find(|d| d.live.as_ref().is_some_and(|l| l.id == id))
+                .map(QemuDomain::id)
+                .ok_or_else(|| Error::new(FROM, Code::VIR_ERR_NO_DOMAIN, format!("no domain with matching id {id}")))
         })
     }
 
@@ -677,7 +691,12 @@ impl Driver for QemuDriver {
                     Ok(existing.id())
                 }
                 None => {
-                    let domain = QemuDomain { persistent: Some(def), live: None, off_reason: 0, checkpoints: Checkpoints::new(FROM) };
+                    let domain = QemuDomain {
+                        persistent: Some(def),
+                        live: None,
+                        off_reason: 0,
+                        checkpoints: Checkpoints::new(FROM),
+                    };
                     let id = domain.id();
                     inner.domains.push(domain);
                     Ok(id)
@@ -787,7 +806,8 @@ impl Driver for QemuDriver {
     }
 
     fn domain_destroy(&self, dom: &DomainId, flags: u32) -> Result<()> {
-        let allowed = DestroyFlags::VIR_DOMAIN_DESTROY_GRACEFUL as u32 | DestroyFlags::VIR_DOMAIN_DESTROY_REMOVE_LOGS as u32;
+        let allowed =
+            DestroyFlags::VIR_DOMAIN_DESTROY_GRACEFUL as u32 | DestroyFlags::VIR_DOMAIN_DESTROY_REMOVE_LOGS as u32;
         Error::check_flags(FROM, "qemuDomainDestroyFlags", flags, allowed)?;
         self.with_state(true, |inner, _| {
             let at = inner.position(dom)?;
@@ -834,7 +854,10 @@ impl Driver for QemuDriver {
                 let prepared = domain.checkpoints.prepare_create(def, domain.def(), now_seconds())?;
                 store::check_file_name("checkpoint", &prepared.def.name)?;
                 if domain.checkpoints.get(&prepared.def.name).is_ok() {
-                    return Err(checkpoints::tree_error(crate::moment::TreeError::Exists(prepared.def.name.clone()), FROM));
+                    return Err(checkpoints::tree_error(
+                        crate::moment::TreeError::Exists(prepared.def.name.clone()),
+                        FROM,
+                    ));
                 }
                 self.add_bitmaps(domain, &prepared.def)?;
                 prepared
@@ -877,7 +900,13 @@ impl Driver for QemuDriver {
         })
     }
 
-    fn checkpoint_list_all_children(&self, dom: &DomainId, name: &str, flags: u32, count_only: bool) -> Result<Listing> {
+    fn checkpoint_list_all_children(
+        &self,
+        dom: &DomainId,
+        name: &str,
+        flags: u32,
+        count_only: bool,
+    ) -> Result<Listing> {
         Error::check_flags(FROM, "qemuDomainCheckpointListAllChildren", flags, checkpoints::LIST_FLAGS)?;
         self.with_state(false, |inner, _| {
             let list = &inner.domains[inner.position(dom)?].checkpoints;
@@ -947,7 +976,10 @@ impl QemuDriver {
             }
             let format = dom_def.disk(&disk.name).and_then(|d| d.format.clone()).unwrap_or_else(|| "raw".to_string());
             if format != "qcow2" {
-                return Err(unsupported_config(format!("checkpoint for disk {} unsupported for storage type {format}", disk.name)));
+                return Err(unsupported_config(format!(
+                    "checkpoint for disk {} unsupported for storage type {format}",
+                    disk.name
+                )));
             }
         }
         let wanted: Vec<(&str, &str)> = bitmap_disks(def, dom_def).collect();
@@ -983,7 +1015,10 @@ impl QemuDriver {
             let mut actions = Vec::new();
             for (target, bitmap) in &wanted {
                 if !present.get(*target).is_some_and(|list| list.iter().any(|b| b.name == *bitmap)) {
-                    return Err(Error::internal(FROM, format!("bitmap '{bitmap}' not found in backing chain of '{target}'")));
+                    return Err(Error::internal(
+                        FROM,
+                        format!("bitmap '{bitmap}' not found in backing chain of '{target}'"),
+                    ));
                 }
                 actions.push(json!({
                     "type": "block-dirty-bitmap-remove",
@@ -1012,7 +1047,8 @@ impl QemuDriver {
         let present = present?;
         finished?;
         for target in wanted {
-            let healthy = present.get(target).is_some_and(|list| list.iter().any(|b| b.name == def.name && b.healthy()));
+            let healthy =
+                present.get(target).is_some_and(|list| list.iter().any(|b| b.name == def.name && b.healthy()));
             if !healthy {
                 return Err(Error::new(
                     FROM,
@@ -1029,7 +1065,8 @@ impl QemuDriver {
     /// own count is the answer.
     fn fill_sizes(&self, domain: &QemuDomain, def: &mut CheckpointDef) -> Result<()> {
         let dom_def = domain.def().clone();
-        let wanted: Vec<(String, String)> = bitmap_disks(def, &dom_def).map(|(t, b)| (t.to_string(), b.to_string())).collect();
+        let wanted: Vec<(String, String)> =
+            bitmap_disks(def, &dom_def).map(|(t, b)| (t.to_string(), b.to_string())).collect();
         if wanted.is_empty() {
             return Ok(());
         }

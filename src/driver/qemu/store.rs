@@ -174,7 +174,8 @@ pub fn remove_durable(path: &Path) -> io::Result<()> {
 
 /// Writes a file atomically, as a libvirt error on failure.
 pub fn save(path: &Path, contents: &str) -> Result<()> {
-    write_atomic(path, contents.as_bytes()).map_err(|e| Error::system(FROM, format!("cannot write '{}'", path.display()), &e))
+    write_atomic(path, contents.as_bytes())
+        .map_err(|e| Error::system(FROM, format!("cannot write '{}'", path.display()), &e))
 }
 
 /// Removes a file durably, as a libvirt error on failure.
@@ -262,7 +263,8 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.extension().is_some_and(|x| x == "xml") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            p.extension().is_some_and(|x| x == "xml")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
         })
         .collect();
     files.sort();
@@ -279,13 +281,19 @@ pub fn load(layout: &Layout) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut domains: Vec<Found> = Vec::new();
     for path in xml_files(&layout.definitions()) {
-        match fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| DomainDef::parse(&t).map_err(|e| e.message)) {
+        match fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| DomainDef::parse(&t).map_err(|e| e.message))
+        {
             Ok(def) if def.name == stem(&path) => {
                 domains.push(Found { def: Some(def), status: None, checkpoints: Vec::new(), current: None })
             }
-            Ok(def) => snapshot
-                .problems
-                .push(format!("domain definition '{}' names domain '{}', not '{}'", path.display(), def.name, stem(&path))),
+            Ok(def) => snapshot.problems.push(format!(
+                "domain definition '{}' names domain '{}', not '{}'",
+                path.display(),
+                def.name,
+                stem(&path)
+            )),
             Err(e) => snapshot.problems.push(format!("cannot load domain definition '{}': {e}", path.display())),
         }
     }
@@ -295,7 +303,9 @@ pub fn load(layout: &Layout) -> Snapshot {
             Ok(status) if status.def.name == stem(&path) => {
                 match domains.iter_mut().find(|d| d.def.as_ref().is_some_and(|def| def.name == status.def.name)) {
                     Some(found) => found.status = Some(status),
-                    None => domains.push(Found { def: None, status: Some(status), checkpoints: Vec::new(), current: None }),
+                    None => {
+                        domains.push(Found { def: None, status: Some(status), checkpoints: Vec::new(), current: None })
+                    }
                 }
             }
             Ok(_) => snapshot.problems.push(format!("status file '{}' names another domain", path.display())),
@@ -303,20 +313,24 @@ pub fn load(layout: &Layout) -> Snapshot {
         }
     }
     for found in &mut domains {
-        let name = found.def.as_ref().or(found.status.as_ref().map(|s| &s.def)).map(|d| d.name.clone()).unwrap_or_default();
+        let name =
+            found.def.as_ref().or(found.status.as_ref().map(|s| &s.def)).map(|d| d.name.clone()).unwrap_or_default();
         for path in xml_files(&layout.checkpoint_dir(&name)) {
             let parsed = fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| CheckpointDef::parse(&t, true).map_err(|e| e.message));
             match parsed {
                 Ok(def) if def.name == stem(&path) => found.checkpoints.push(def),
-                Ok(def) => snapshot
-                    .problems
-                    .push(format!("checkpoint metadata '{}' names checkpoint '{}'", path.display(), def.name)),
+                Ok(def) => snapshot.problems.push(format!(
+                    "checkpoint metadata '{}' names checkpoint '{}'",
+                    path.display(),
+                    def.name
+                )),
                 Err(e) => snapshot.problems.push(format!("cannot load checkpoint metadata '{}': {e}", path.display())),
             }
         }
-        found.current = fs::read_to_string(layout.current_file(&name)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        found.current =
+            fs::read_to_string(layout.current_file(&name)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     }
     snapshot.domains = domains;
     snapshot
@@ -334,7 +348,10 @@ mod tests {
         for good in ["vm1", "my vm", "a..b", "café", &"x".repeat(MAX_NAME_BYTES)] {
             assert!(check_file_name("domain", good).is_ok(), "{good:?}");
         }
-        assert_eq!(check_file_name("checkpoint", "a/b").unwrap_err().message, "invalid argument: checkpoint name 'a/b' must not contain '/'");
+        assert_eq!(
+            check_file_name("checkpoint", "a/b").unwrap_err().message,
+            "invalid argument: checkpoint name 'a/b' must not contain '/'"
+        );
     }
 
     #[test]
@@ -355,8 +372,12 @@ mod tests {
 
     #[test]
     fn status_round_trip() {
-        let def = DomainDef::parse("<domain type='qemu'><name>vm</name><memory>1024</memory><os><type>hvm</type></os></domain>").unwrap();
-        let status = Status { id: 3, state: 1, reason: 1, pid: 42, qmp: "/r/q.sock".into(), nbd: "/r/n.sock".into(), def };
+        let def = DomainDef::parse(
+            "<domain type='qemu'><name>vm</name><memory>1024</memory><os><type>hvm</type></os></domain>",
+        )
+        .unwrap();
+        let status =
+            Status { id: 3, state: 1, reason: 1, pid: 42, qmp: "/r/q.sock".into(), nbd: "/r/n.sock".into(), def };
         assert_eq!(Status::parse(&status.document()).unwrap(), status);
         assert!(Status::parse("<domstatus/>").is_err());
     }
