@@ -267,3 +267,231 @@ fn corrupt_metadata_is_reported_and_the_rest_loads() {
         "the corrupt file is kept as it was"
     );
 }
+
+/// Starts a qemu-storage-daemon on the images the way a platform runs its own QEMU, and
+/// returns its pid.
+fn start_platform_daemon(fixture: &Fixture, qmp: &std::path::Path, images: &[(&str, std::path::PathBuf)]) -> u32 {
+    let disks: Vec<virbackup::engine::EngineDisk> = images
+        .iter()
+        .map(|(target, path)| virbackup::engine::EngineDisk {
+            target: target.to_string(),
+            path: path.clone(),
+            format: "qcow2".into(),
+            read_only: false,
+        })
+        .collect();
+    let pidfile = fixture.dir.path().join("platform.pid");
+    virbackup::engine::daemon::start(&virbackup::engine::daemon::DaemonConfig {
+        qmp,
+        pidfile: &pidfile,
+        disks: &disks,
+        nbd: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn adopted_qemu_is_driven_but_never_started_or_stopped() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let vda = fixture.create_image("adopt-a.qcow2", "qcow2", "64M");
+    let qmp = fixture.dir.path().join("platform.sock");
+    let xml = fixture.domain_xml("adopt", &[("vda", &vda, "qcow2")]).replacen(
+        "</name>",
+        &format!(
+            "</name>\n  <metadata>\n    <vb:engine xmlns:vb='urn:virbackup:domain:1' qmp='{}'/>\n  </metadata>",
+            qmp.display()
+        ),
+        1,
+    );
+    let dom = driver.domain_define_xml(&xml, 0).unwrap();
+    assert!(!driver.domain_is_active(&dom).unwrap(), "no QEMU is running yet");
+    let err = driver.domain_create(&dom, 0).unwrap_err();
+    assert!(err.message.contains("which virbackup does not start"), "{}", err.message);
+
+    let pid = start_platform_daemon(&fixture, &qmp, &[("vda", vda.clone())]);
+    assert!(driver.domain_is_active(&dom).unwrap(), "the platform's QEMU answers, so the domain runs");
+    driver.checkpoint_create_xml(&dom, "<domaincheckpoint><name>a1</name></domaincheckpoint>", 0).unwrap();
+    // The bitmap lives in the platform's QEMU (it reaches the image when that QEMU quits).
+    let mut session = virbackup::engine::qmp::Qmp::connect(&qmp, std::time::Duration::from_secs(5)).unwrap();
+    let nodes = session.execute("query-named-block-nodes", Some(serde_json::json!({"flat": true}))).unwrap();
+    let has_bitmap = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["dirty-bitmaps"].as_array().is_some_and(|b| b.iter().any(|b| b["name"] == "a1")));
+    assert!(has_bitmap, "{nodes}");
+    let err = driver.domain_destroy(&dom, 0).unwrap_err();
+    assert!(err.message.contains("which virbackup does not stop"), "{}", err.message);
+    assert!(virbackup::engine::daemon::alive(pid), "the platform's QEMU still runs");
+    let xml = driver.domain_get_xml_desc(&dom, 0).unwrap();
+    assert!(xml.contains("adopted='yes'"), "{xml}");
+
+    // The platform stops its QEMU: the domain is shut off, and the next operation opens
+    // the disks itself.
+    let _ = session.execute("quit", None);
+    assert!(virbackup::engine::daemon::wait_gone(pid, std::time::Duration::from_secs(10)));
+    assert!(!driver.domain_is_active(&dom).unwrap());
+    assert_eq!(bitmap_names(&vda), ["a1"]);
+    driver.checkpoint_create_xml(&dom, "<domaincheckpoint><name>a2</name></domaincheckpoint>", 0).unwrap();
+    assert_eq!(bitmap_names(&vda), ["a1", "a2"]);
+}
+
+/// The pid of a running domain's daemon, from its pid file.
+fn daemon_pid(fixture: &Fixture, domain: &str) -> i32 {
+    std::fs::read_to_string(fixture.root().join(format!("run/qemu/{domain}/qsd.pid"))).unwrap().trim().parse().unwrap()
+}
+
+fn signal(pid: i32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+}
+
+#[test]
+fn a_dead_daemon_leaves_the_domain_shut_off_and_state_clean() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let dom = define_three_disks(&fixture, driver.as_ref(), "crash");
+    driver.domain_create(&dom, 0).unwrap();
+    driver.checkpoint_create_xml(&dom, &checkpoint_xml("before"), 0).unwrap();
+    let pid = daemon_pid(&fixture, "crash");
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    assert!(virbackup::engine::daemon::wait_gone(pid as u32, std::time::Duration::from_secs(10)));
+
+    let (state, reason) = driver.domain_get_state(&dom, 0).unwrap();
+    assert_eq!(state, virDomainState::VIR_DOMAIN_SHUTOFF as i32);
+    assert_eq!(reason, virbackup::abi::virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FAILED as i32);
+    assert!(!fixture.root().join("run/qemu/crash.xml").exists(), "the status file is gone");
+    // The bitmap added while running was never written back: validation says so.
+    let saved = driver.checkpoint_get_xml_desc(&dom, "before", 0).unwrap();
+    let both = Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32
+        | Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE as u32;
+    let err = driver.checkpoint_create_xml(&dom, &saved, both).unwrap_err();
+    assert_eq!(err.code, Code::VIR_ERR_CHECKPOINT_INCONSISTENT, "{}", err.message);
+    // The domain works again, shut off.
+    driver.checkpoint_delete(&dom, "before", Delete::VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY as u32).unwrap();
+    driver.checkpoint_create_xml(&dom, &checkpoint_xml("after"), 0).unwrap();
+    assert_eq!(bitmap_names(&fixture.image("crash-a.qcow2")), ["after"]);
+    driver.domain_create(&dom, 0).unwrap();
+    driver.domain_destroy(&dom, 0).unwrap();
+}
+
+#[test]
+fn a_wedged_daemon_times_out_then_a_killed_one_is_noticed() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let dom = define_three_disks(&fixture, driver.as_ref(), "wedge");
+    driver.domain_create(&dom, 0).unwrap();
+    let pid = daemon_pid(&fixture, "wedge");
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    // The operation runs in another process so the short timeout applies only to it.
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_creates_one_checkpoint", "--ignored", "--nocapture"])
+        .env("VB_CHILD_URI", fixture.uri())
+        .env("VB_CHILD_DOMAIN", "wedge")
+        .env("VIRBACKUP_QMP_TIMEOUT_MS", "500")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout);
+    assert!(out.contains("create failed: code=68"), "{out}");
+    assert!(out.contains("did not answer"), "{out}");
+    // Killed while stopped mid-operation: the next call notices, nothing was recorded.
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    assert!(virbackup::engine::daemon::wait_gone(pid as u32, std::time::Duration::from_secs(10)));
+    assert!(!driver.domain_is_active(&dom).unwrap());
+    assert!(names(driver.list_all_checkpoints(&dom, 0, false).unwrap()).is_empty());
+    assert!(!fixture.root().join("lib/qemu/checkpoint/wedge/w1.xml").exists());
+}
+
+/// Run by other tests in a child process (see `VB_CHILD_*`).
+#[test]
+#[ignore = "run as a child process by other tests"]
+fn child_creates_one_checkpoint() {
+    let driver = driver::open(&std::env::var("VB_CHILD_URI").unwrap(), 0).unwrap();
+    let dom = driver.domain_lookup_by_name(&std::env::var("VB_CHILD_DOMAIN").unwrap()).unwrap();
+    match driver.checkpoint_create_xml(&dom, &checkpoint_xml("w1"), 0) {
+        Ok(name) => println!("created {name}"),
+        Err(e) => println!("create failed: code={} {}", e.code as i32, e.message),
+    }
+}
+
+/// Run by `two_processes_share_a_root` in child processes.
+#[test]
+#[ignore = "run as a child process by other tests"]
+fn child_creates_many_checkpoints() {
+    let driver = driver::open(&std::env::var("VB_CHILD_URI").unwrap(), 0).unwrap();
+    let dom = driver.domain_lookup_by_name("shared").unwrap();
+    let prefix = std::env::var("VB_CHILD_PREFIX").unwrap();
+    for i in 0..8 {
+        driver.checkpoint_create_xml(&dom, &checkpoint_xml(&format!("{prefix}{i}")), 0).unwrap();
+        let _ = driver.list_all_checkpoints(&dom, 0, false).unwrap();
+    }
+    println!("child {prefix} done");
+}
+
+#[test]
+fn two_processes_share_a_root() {
+    let fixture = Fixture::new();
+    {
+        let driver = open(&fixture);
+        define_three_disks(&fixture, driver.as_ref(), "shared");
+    }
+    let children: Vec<_> = ["p", "q"]
+        .iter()
+        .map(|prefix| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "child_creates_many_checkpoints", "--ignored", "--nocapture"])
+                .env("VB_CHILD_URI", fixture.uri())
+                .env("VB_CHILD_PREFIX", prefix)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let driver = open(&fixture);
+    let dom = driver.domain_lookup_by_name("shared").unwrap();
+    let all = names(driver.list_all_checkpoints(&dom, 0, false).unwrap());
+    assert_eq!(all.len(), 16, "{all:?}");
+    // The creates were serialised: each one's parent was the one before, so the 16 form a
+    // single chain, and every one has its bitmap.
+    let topological = match driver.list_all_checkpoints(&dom, 2, false).unwrap() {
+        Listing::Names(n) => n,
+        Listing::Count(_) => unreachable!(),
+    };
+    for pair in topological.windows(2) {
+        assert_eq!(driver.checkpoint_get_parent(&dom, &pair[1], 0).unwrap(), pair[0]);
+    }
+    assert_eq!(bitmap_names(&fixture.image("shared-a.qcow2")).len(), 16);
+}
+
+#[test]
+fn uris_and_roots() {
+    let err = driver::open("qemu:///embed", 0).err().unwrap();
+    assert_eq!(
+        (err.code, err.domain as i32, err.message.as_str()),
+        (Code::VIR_ERR_INVALID_ARG, 45, "invalid argument: Missing URI parameter 'root'")
+    );
+    let err = driver::open("qemu:///embed?root=relative/dir", 0).err().unwrap();
+    assert_eq!(err.message, "unsupported configuration: root path must be absolute");
+    for unsafe_root in ["/", "/tmp/../etc", "/tmp/./x"] {
+        assert!(driver::open(&format!("qemu:///embed?root={unsafe_root}"), 0).is_err(), "{unsafe_root}");
+    }
+    assert_eq!(driver::open("qemu:///system", 0).err().unwrap().code, Code::VIR_ERR_NO_CONNECT);
+    // The root is created when missing; the session root follows XDG_STATE_HOME.
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    assert_eq!(driver.connect_get_type(), "QEMU");
+    assert!(driver.connect_get_version().unwrap() >= 7_000_000);
+    for sub in ["etc/qemu", "lib/qemu/checkpoint", "run/qemu"] {
+        assert!(fixture.root().join(sub).is_dir(), "{sub}");
+    }
+}
