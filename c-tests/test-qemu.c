@@ -1,0 +1,198 @@
+/*
+ * test-qemu.c: the embedded QEMU driver through the C API, on real qcow2 images in a
+ * temporary folder: domains, checkpoints on a shut-off and on a running domain, the
+ * bitmaps seen with qemu-img, dirty sizes, persistence across connections, read-only
+ * access.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "tap.h"
+
+static char dir[] = "/tmp/vbqemuXXXXXX";
+static char uri[256];
+
+static void quiet(void *data, virErrorPtr err)
+{
+    (void)data;
+    (void)err;
+}
+
+/* Runs a shell command; true when it exits 0. */
+static int sh(const char *fmt, const char *arg)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), fmt, arg, arg, arg);
+    return system(cmd) == 0;
+}
+
+static char *domain_xml(void)
+{
+    static char xml[2048];
+    snprintf(xml, sizeof(xml),
+             "<domain type='kvm'><name>ctest</name><memory unit='MiB'>128</memory>"
+             "<os><type>hvm</type></os><devices>"
+             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             "<source file='%s/a.qcow2'/><target dev='vda' bus='virtio'/></disk>"
+             "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+             "<source file='%s/b.raw'/><target dev='vdb' bus='virtio'/></disk>"
+             "</devices></domain>",
+             dir, dir);
+    return xml;
+}
+
+static const char *CP = "<domaincheckpoint><name>%s</name><disks><disk name='vda'/><disk name='vdb' checkpoint='no'/></disks></domaincheckpoint>";
+
+static virDomainCheckpointPtr make(virDomainPtr dom, const char *name)
+{
+    char xml[512];
+    snprintf(xml, sizeof(xml), CP, name);
+    return virDomainCheckpointCreateXML(dom, xml, 0);
+}
+
+static int image_has_bitmap(const char *name)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "qemu-img info -U --output=json %s/a.qcow2 | grep -q '\"name\": \"%%s\"'", dir);
+    return sh(cmd, name);
+}
+
+static void test_shut_off(void)
+{
+    virConnectPtr conn = virConnectOpen(uri);
+    virDomainPtr dom;
+    virDomainCheckpointPtr cp;
+    char *xml;
+
+    CHECK(conn != NULL, "open %s", uri);
+    CHECK(strcmp(virConnectGetType(conn), "QEMU") == 0, "driver type QEMU");
+    dom = virDomainDefineXML(conn, domain_xml());
+    CHECK(dom != NULL, "define a domain with a qcow2 and a raw disk");
+    CHECK(virDomainIsActive(dom) == 0, "defined domains are shut off");
+
+    cp = make(dom, "c1");
+    CHECK(cp != NULL, "checkpoint of a shut-off domain: %s", cp ? "ok" : virGetLastErrorMessage());
+    CHECK(image_has_bitmap("c1"), "qemu-img sees persistent bitmap c1");
+    CHECK(sh("qemu-io -f qcow2 -c 'write -P 0x42 1M 512k' %s/a.qcow2 >/dev/null", dir), "write 512 KiB with qemu-io");
+    xml = virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE | VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN);
+    CHECK(xml && strstr(xml, "<disk name='vda' checkpoint='bitmap' bitmap='c1' size='524288'/>"),
+          "XML_SIZE reports the dirty bytes:\n%s", xml ? xml : virGetLastErrorMessage());
+    free(xml);
+    virDomainCheckpointFree(cp);
+
+    cp = virDomainCheckpointCreateXML(dom, "<domaincheckpoint><name>raw</name></domaincheckpoint>", 0);
+    CHECK(cp == NULL, "a raw disk cannot hold a bitmap");
+    CHECK_ERROR(VIR_ERR_CONFIG_UNSUPPORTED, VIR_FROM_QEMU,
+                "unsupported configuration: checkpoint for disk vdb unsupported for storage type raw", "raw disk");
+    CHECK(virDomainCheckpointCreateXML(dom, "<domaincheckpoint/>", VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE) == NULL,
+          "QUIESCE refused as libvirt's QEMU driver refuses it");
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_QEMU, "unsupported flags (0x2) in function qemuCheckpointCreateXML", "quiesce");
+
+    virDomainFree(dom);
+    CHECK(virConnectClose(conn) == 0, "close");
+}
+
+static void test_running(void)
+{
+    virConnectPtr conn = virConnectOpen(uri);
+    virDomainPtr dom = virDomainLookupByName(conn, "ctest");
+    virDomainCheckpointPtr cp;
+    char *xml, sock[512];
+    int state = -1, reason = -1;
+
+    CHECK(virDomainCreate(dom) == 0, "start: %s", virGetLastErrorMessage());
+    CHECK(virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING, "running");
+    CHECK(virDomainGetID(dom) != (unsigned int)-1, "a running domain has an id");
+    xml = virDomainGetXMLDesc(dom, 0);
+    snprintf(sock, sizeof(sock), "%s/root/run/qemu/ctest/nbd.sock", dir);
+    CHECK(xml && strstr(xml, sock) && strstr(xml, "<virbackup:export disk='vda' name='vda'/>"),
+          "live XML names the NBD socket and exports");
+    free(xml);
+
+    cp = make(dom, "c2");
+    CHECK(cp != NULL, "checkpoint of a running domain");
+    CHECK(sh("qemu-io -f raw -c 'write -P 0x77 8M 64k' 'nbd+unix:///vda?socket=%s/root/run/qemu/ctest/nbd.sock' >/dev/null", dir),
+          "write through the NBD export");
+    xml = virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE);
+    CHECK(xml && strstr(xml, "bitmap='c2' size='65536'/>"), "live dirty size");
+    free(xml);
+    virDomainCheckpointFree(cp);
+
+    CHECK(virDomainCreate(dom) == -1, "starting twice is refused");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_QEMU, "Requested operation is not valid: domain is already running", "twice");
+    CHECK(virDomainShutdown(dom) == 0, "shut down");
+    CHECK(virDomainIsActive(dom) == 0, "shut off again");
+    CHECK(image_has_bitmap("c2"), "the daemon wrote bitmap c2 back when it quit");
+    CHECK(virDomainDestroy(dom) == -1, "destroying a shut-off domain is refused");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_DOMAIN, "Requested operation is not valid: domain is not running", "destroy");
+    virDomainFree(dom);
+    virConnectClose(conn);
+}
+
+static void test_persistence_and_read_only(void)
+{
+    virConnectPtr ro = virConnectOpenReadOnly(uri);
+    virDomainPtr dom = virDomainLookupByName(ro, "ctest");
+    virDomainCheckpointPtr *list = NULL, parent, cp;
+    int n;
+
+    n = virDomainListAllCheckpoints(dom, &list, VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL);
+    CHECK(n == 2 && strcmp(virDomainCheckpointGetName(list[0]), "c1") == 0 &&
+              strcmp(virDomainCheckpointGetName(list[1]), "c2") == 0 && list[2] == NULL,
+          "a new connection lists c1, c2 from disk");
+    parent = n == 2 ? virDomainCheckpointGetParent(list[1], 0) : NULL;
+    CHECK(parent && strcmp(virDomainCheckpointGetName(parent), "c1") == 0, "c2's parent is c1");
+    if (parent)
+        virDomainCheckpointFree(parent);
+    CHECK(virDomainCheckpointDelete(list[0], 0) == -1, "read-only connections cannot delete");
+    CHECK_ERROR(VIR_ERR_OPERATION_DENIED, VIR_FROM_DOMAIN_CHECKPOINT,
+                "operation forbidden: read only access prevents virDomainCheckpointDelete", "read-only delete");
+    CHECK(make(dom, "c3") == NULL && virGetLastErrorCode() == VIR_ERR_OPERATION_DENIED, "or create");
+    for (n = 0; list && list[n]; n++)
+        virDomainCheckpointFree(list[n]);
+    free(list);
+    virDomainFree(dom);
+    virConnectClose(ro);
+
+    {
+        virConnectPtr rw = virConnectOpen(uri);
+        virDomainPtr d = virDomainLookupByName(rw, "ctest");
+        cp = virDomainCheckpointLookupByName(d, "c1", 0);
+        CHECK(cp && virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN) == 0, "delete c1 and its child");
+        CHECK(!image_has_bitmap("c1") && !image_has_bitmap("c2"), "both bitmaps are gone from the image");
+        CHECK(virDomainListAllCheckpoints(d, NULL, 0) == 0, "no checkpoints left");
+        virDomainCheckpointFree(cp);
+        CHECK(virDomainUndefine(d) == 0, "undefine");
+        virDomainFree(d);
+        virConnectClose(rw);
+    }
+}
+
+int main(void)
+{
+    char cmd[512];
+    virSetErrorFunc(NULL, quiet);
+    if (!mkdtemp(dir)) {
+        printf("Bail out! mkdtemp failed\n");
+        return 1;
+    }
+    snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/root", dir);
+    snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 %s/a.qcow2 32M && qemu-img create -q -f raw %s/b.raw 8M", dir, dir);
+    if (system(cmd) != 0) {
+        printf("Bail out! qemu-img failed\n");
+        return 1;
+    }
+    test_shut_off();
+    test_running();
+    test_persistence_and_read_only();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+    return tap_done();
+}
