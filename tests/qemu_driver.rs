@@ -495,3 +495,51 @@ fn uris_and_roots() {
         assert!(fixture.root().join(sub).is_dir(), "{sub}");
     }
 }
+
+/// Run by `session_uri_uses_the_xdg_state_folder` in a child process.
+#[test]
+#[ignore = "run as a child process by other tests"]
+fn child_defines_in_the_session() {
+    let driver = driver::open("qemu:///session", 0).unwrap();
+    let xml = "<domain type='qemu'><name>sess</name><memory>1024</memory><os><type>hvm</type></os></domain>";
+    driver.domain_define_xml(xml, 0).unwrap();
+    println!("defined");
+}
+
+#[test]
+fn session_uri_uses_the_xdg_state_folder() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_defines_in_the_session", "--ignored", "--nocapture"])
+        .env("XDG_STATE_HOME", state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(state.path().join("virbackup/etc/qemu/sess.xml").is_file());
+}
+
+#[test]
+fn an_undefined_running_domain_is_transient_until_it_stops() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let dom = define_three_disks(&fixture, driver.as_ref(), "trans");
+    driver.domain_create(&dom, 0).unwrap();
+    driver.checkpoint_create_xml(&dom, &checkpoint_xml("t1"), 0).unwrap();
+    let with_checkpoints =
+        virbackup::abi::virConnectListAllDomainsFlags::VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT as u32;
+    assert_eq!(driver.connect_list_all_domains(with_checkpoints).unwrap().len(), 1);
+    driver.domain_undefine(&dom, 0).unwrap();
+    assert!(!driver.domain_is_persistent(&dom).unwrap());
+    assert!(driver.domain_is_active(&dom).unwrap());
+    assert!(!fixture.root().join("etc/qemu/trans.xml").exists());
+    assert_eq!(
+        names(driver.list_all_checkpoints(&dom, 0, false).unwrap()),
+        ["t1"],
+        "it keeps its checkpoints while it runs"
+    );
+    driver.domain_destroy(&dom, 0).unwrap();
+    let err = driver.domain_is_active(&dom).unwrap_err();
+    assert_eq!(err.code, Code::VIR_ERR_NO_DOMAIN);
+    assert!(!fixture.root().join("lib/qemu/checkpoint/trans").exists(), "its checkpoint metadata went with it");
+    assert_eq!(bitmap_names(&fixture.image("trans-a.qcow2")), ["t1"], "the bitmaps stay in the image");
+}

@@ -344,16 +344,16 @@ impl QemuDriver {
                 let name = domain.name().to_string();
                 store::remove(&self.layout.status(&name))?;
                 let _ = std::fs::remove_dir_all(self.layout.run_dir(&name));
-                domain.live = None;
-                domain.off_reason = virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FAILED as i32;
                 changed = true;
                 if domain.persistent.is_none() {
-                    gone.push(index);
+                    gone.push((index, name));
+                } else {
+                    domain.live = None;
+                    domain.off_reason = virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FAILED as i32;
                 }
             }
         }
-        for index in gone.into_iter().rev() {
-            let name = inner.domains[index].name().to_string();
+        for (index, name) in gone.into_iter().rev() {
             self.forget_domain_files(&name)?;
             inner.domains.remove(index);
         }
@@ -460,7 +460,10 @@ impl QemuDriver {
     }
 
     /// Stops a running domain's engine: quit (flushing bitmaps), or kill when it does not.
-    fn stop_engine(&self, domain: &mut QemuDomain, reason: virDomainShutoffReason) -> Result<()> {
+    /// A persistent domain is then shut off for `reason`; a transient one disappears with
+    /// its checkpoint metadata.
+    fn stop_engine(&self, inner: &mut Inner, at: usize, reason: virDomainShutoffReason) -> Result<()> {
+        let domain = &mut inner.domains[at];
         let Some(live) = &domain.live else { return Err(not_running()) };
         let (pid, qmp) = match &live.engine {
             Engine::Ours { pid, qmp, .. } => (*pid, qmp.clone()),
@@ -483,15 +486,10 @@ impl QemuDriver {
         let name = domain.name().to_string();
         store::remove(&self.layout.status(&name))?;
         let _ = std::fs::remove_dir_all(self.layout.run_dir(&name));
-        domain.live = None;
-        domain.off_reason = reason as i32;
-        Ok(())
-    }
-
-    /// After a stop: a transient domain disappears with its checkpoint metadata.
-    fn drop_if_transient(&self, inner: &mut Inner, at: usize) -> Result<()> {
-        if inner.domains[at].persistent.is_none() && inner.domains[at].live.is_none() {
-            let name = inner.domains[at].name().to_string();
+        if domain.persistent.is_some() {
+            domain.live = None;
+            domain.off_reason = reason as i32;
+        } else {
             self.forget_domain_files(&name)?;
             inner.domains.remove(at);
         }
@@ -811,8 +809,7 @@ impl Driver for QemuDriver {
         Error::check_flags(FROM, "qemuDomainDestroyFlags", flags, allowed)?;
         self.with_state(true, |inner, _| {
             let at = inner.position(dom)?;
-            self.stop_engine(&mut inner.domains[at], virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_DESTROYED)?;
-            self.drop_if_transient(inner, at)
+            self.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_DESTROYED)
         })
     }
 
@@ -829,8 +826,7 @@ impl Driver for QemuDriver {
         Error::check_flags(FROM, "qemuDomainShutdownFlags", flags, allowed)?;
         self.with_state(true, |inner, _| {
             let at = inner.position(dom)?;
-            self.stop_engine(&mut inner.domains[at], virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_SHUTDOWN)?;
-            self.drop_if_transient(inner, at)
+            self.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_SHUTDOWN)
         })
     }
 
