@@ -216,6 +216,15 @@ impl Checkpoints {
         self.tree.count(from, flags).map_err(|e| tree_error(e, self.from()))
     }
 
+    /// Lists or counts (`count_only`) a domain's checkpoints or a checkpoint's children.
+    pub fn listing(&self, from: Option<&str>, flags: u32, count_only: bool) -> Result<super::Listing> {
+        if count_only {
+            self.count(from, flags).map(super::Listing::Count)
+        } else {
+            self.list(from, flags).map(super::Listing::Names)
+        }
+    }
+
     /// The parent's name, or `checkpoint '<name>' does not have a parent` (code 103,
     /// which callers such as virsh read as "this is a root").
     pub fn parent(&self, name: &str) -> Result<String> {

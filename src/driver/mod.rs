@@ -307,15 +307,6 @@ pub enum Listing {
 }
 
 impl Listing {
-    /// Lists or counts, as asked.
-    pub fn of(
-        count_only: bool,
-        names: impl FnOnce() -> Result<Vec<String>>,
-        count: impl FnOnce() -> Result<usize>,
-    ) -> Result<Listing> {
-        if count_only { count().map(Listing::Count) } else { names().map(Listing::Names) }
-    }
-
     pub fn len(&self) -> usize {
         match self {
             Listing::Names(n) => n.len(),

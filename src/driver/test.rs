@@ -410,7 +410,7 @@ impl Driver for TestDriver {
         Error::check_flags(FROM, "testDomainListAllCheckpoints", flags, checkpoints::LIST_FLAGS)?;
         let state = self.state.lock();
         let list = &state.domain(dom)?.checkpoints;
-        Listing::of(count_only, || list.list(None, flags), || list.count(None, flags))
+        list.listing(None, flags, count_only)
     }
 
     fn checkpoint_list_all_children(
@@ -423,7 +423,7 @@ impl Driver for TestDriver {
         Error::check_flags(FROM, "testDomainCheckpointListAllChildren", flags, checkpoints::LIST_FLAGS)?;
         let state = self.state.lock();
         let list = &state.domain(dom)?.checkpoints;
-        Listing::of(count_only, || list.list(Some(name), flags), || list.count(Some(name), flags))
+        list.listing(Some(name), flags, count_only)
     }
 
     fn checkpoint_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {

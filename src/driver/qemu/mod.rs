@@ -892,7 +892,7 @@ impl Driver for QemuDriver {
         Error::check_flags(FROM, "qemuDomainListAllCheckpoints", flags, checkpoints::LIST_FLAGS)?;
         self.with_state(false, |inner, _| {
             let list = &inner.domains[inner.position(dom)?].checkpoints;
-            Listing::of(count_only, || list.list(None, flags), || list.count(None, flags))
+            list.listing(None, flags, count_only)
         })
     }
 
@@ -906,7 +906,7 @@ impl Driver for QemuDriver {
         Error::check_flags(FROM, "qemuDomainCheckpointListAllChildren", flags, checkpoints::LIST_FLAGS)?;
         self.with_state(false, |inner, _| {
             let list = &inner.domains[inner.position(dom)?].checkpoints;
-            Listing::of(count_only, || list.list(Some(name), flags), || list.count(Some(name), flags))
+            list.listing(Some(name), flags, count_only)
         })
     }
 
