@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod checkpoint;
 pub mod domain;
 pub mod xml;

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod nbd_proxy;
 pub mod qmp;
 
 use std::collections::HashMap;

@@ -1,0 +1,1 @@
+//! `<domainbackup>` XML (being written).

@@ -1,0 +1,1 @@
+//! An NBD proxy that renames exports (being written).
