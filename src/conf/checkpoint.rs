@@ -9,13 +9,14 @@
 use std::sync::Arc;
 
 use super::domain::DomainDef;
-use super::xml::{Element, Node, escape};
+use super::schema::{self, Schema};
+use super::xml::{Element, escape};
 use crate::error::{Code, Domain, Error, Result};
 
 const FROM: Domain = Domain::VIR_FROM_DOMAIN_CHECKPOINT;
 
 /// Where libvirt's schema lives; its validation errors name it.
-const SCHEMA: &str = "/usr/share/libvirt/schemas/domaincheckpoint.rng";
+const SCHEMA: Schema = Schema("/usr/share/libvirt/schemas/domaincheckpoint.rng");
 
 /// What a checkpoint does for one disk. A `<disk>` without a `checkpoint` attribute
 /// means `Bitmap`.
@@ -65,42 +66,11 @@ pub struct CheckpointFormat {
     pub size: bool,
 }
 
-fn schema_error(detail: impl Into<String>) -> Error {
-    Error::new(
-        Domain::VIR_FROM_XML,
-        Code::VIR_ERR_XML_INVALID_SCHEMA,
-        format!("Unable to validate doc against {SCHEMA}\n{}", detail.into()),
-    )
-}
-
-fn invalid_content(element: &str) -> Error {
-    schema_error(format!("Element {element} failed to validate content\n"))
-}
-
 /// `[a-zA-Z0-9_\-][a-zA-Z0-9_\-.]*`: no leading dot, no slash, no space, ASCII only.
 pub fn valid_checkpoint_name(name: &str) -> bool {
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     let mut chars = name.chars();
     chars.next().is_some_and(ok) && chars.all(|c| ok(c) || c == '.')
-}
-
-/// `(ioemu:)?(fd|hd|sd|vd|xvd|ubd)[a-zA-Z0-9_]+`
-fn valid_disk_target(name: &str) -> bool {
-    let rest = name.strip_prefix("ioemu:").unwrap_or(name);
-    ["fd", "hd", "sd", "vd", "xvd", "ubd"].iter().any(|prefix| {
-        rest.strip_prefix(prefix)
-            .is_some_and(|tail| !tail.is_empty() && tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-    })
-}
-
-/// `(/|[a-zA-Z]:\\).+`
-fn valid_abs_path(name: &str) -> bool {
-    let mut chars = name.chars();
-    match (chars.next(), chars.next(), chars.next()) {
-        (Some('/'), Some(_), _) => true,
-        (Some(d), Some(':'), Some('\\')) => d.is_ascii_alphabetic() && name.chars().count() > 3,
-        _ => false,
-    }
 }
 
 /// The schema's unsignedLong: digits only (no sign, no surrounding space), at most
@@ -168,7 +138,7 @@ const DOMAIN_NAMESPACED_CHILDREN: &[&str] =
 /// only known child elements. Deeper content is left to the domain parser.
 fn check_embedded_domain(domain: &Element) -> Result<()> {
     let bad = || {
-        schema_error(
+        SCHEMA.error(
             "Element domain failed to validate attributes\nElement domaincheckpoint failed to validate content\n",
         )
     };
@@ -182,14 +152,14 @@ fn check_embedded_domain(domain: &Element) -> Result<()> {
     {
         return Err(bad());
     }
-    no_stray_text(domain)?;
+    SCHEMA.no_stray_text(domain)?;
     for child in domain.elements() {
         let known = match child.name.split_once(':') {
             Some((_, local)) => DOMAIN_NAMESPACED_CHILDREN.contains(&local),
             None => DOMAIN_CHILDREN.contains(&child.name.as_str()),
         };
         if !known {
-            return Err(schema_error(format!(
+            return Err(SCHEMA.error(format!(
                 "Element domain has extra content: {}\nElement domaincheckpoint failed to validate content\n",
                 child.name
             )));
@@ -200,24 +170,19 @@ fn check_embedded_domain(domain: &Element) -> Result<()> {
 
 fn only_text(element: &Element) -> Result<String> {
     if !element.attrs.is_empty() {
-        return Err(schema_error(format!("Invalid attribute {} for element {}\n", element.attrs[0].0, element.name)));
+        return Err(SCHEMA.error(format!("Invalid attribute {} for element {}\n", element.attrs[0].0, element.name)));
     }
     if element.elements().next().is_some() {
-        return Err(invalid_content(&element.name));
+        return Err(SCHEMA.bad_content(&element.name));
     }
     Ok(element.text())
-}
-
-fn no_stray_text(element: &Element) -> Result<()> {
-    let stray = element.children.iter().any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty()));
-    if stray { Err(invalid_content(&element.name)) } else { Ok(()) }
 }
 
 /// Checks a name element against the checkpoint name pattern.
 fn checkpoint_name(element: &Element) -> Result<String> {
     let text = only_text(element)?;
     if !valid_checkpoint_name(&text) {
-        return Err(schema_error(format!(
+        return Err(SCHEMA.error(format!(
             "Element name failed to validate content\nElement {} failed to validate content\n",
             element.name
         )));
@@ -226,19 +191,19 @@ fn checkpoint_name(element: &Element) -> Result<String> {
 }
 
 fn parse_disk(disk: &Element) -> Result<CheckpointDisk> {
-    no_stray_text(disk)?;
+    SCHEMA.no_stray_text(disk)?;
     if disk.elements().next().is_some() {
-        return Err(invalid_content("disk"));
+        return Err(SCHEMA.bad_content("disk"));
     }
-    let name = disk.attr("name").ok_or_else(|| schema_error("Element disk failed to validate attributes\n"))?;
-    if !valid_disk_target(name) && !valid_abs_path(name) {
-        return Err(schema_error("Element disk failed to validate attributes\n"));
+    let name = disk.attr("name").ok_or_else(|| SCHEMA.error("Element disk failed to validate attributes\n"))?;
+    if !schema::valid_disk_target(name) && !schema::valid_abs_path(name) {
+        return Err(SCHEMA.error("Element disk failed to validate attributes\n"));
     }
     let kind = match disk.attr("checkpoint").map(str::trim) {
         None => DiskCheckpointKind::Bitmap,
         Some("no") => DiskCheckpointKind::No,
         Some("bitmap") => DiskCheckpointKind::Bitmap,
-        Some(_) => return Err(schema_error("Element disk failed to validate attributes\n")),
+        Some(_) => return Err(SCHEMA.error("Element disk failed to validate attributes\n")),
     };
     for (key, _) in &disk.attrs {
         let allowed = match kind {
@@ -246,11 +211,11 @@ fn parse_disk(disk: &Element) -> Result<CheckpointDisk> {
             _ => matches!(key.as_str(), "name" | "checkpoint" | "bitmap" | "size"),
         };
         if !allowed {
-            return Err(schema_error(format!("Invalid attribute {key} for element disk\n")));
+            return Err(SCHEMA.error(format!("Invalid attribute {key} for element disk\n")));
         }
     }
     if let Some(size) = disk.attr("size") {
-        parse_unsigned_long(size).ok_or_else(|| schema_error("Element disk failed to validate attributes\n"))?;
+        parse_unsigned_long(size).ok_or_else(|| SCHEMA.error("Element disk failed to validate attributes\n"))?;
     }
     Ok(CheckpointDisk {
         name: name.to_string(),
@@ -274,18 +239,18 @@ impl CheckpointDef {
         // known child at most once, nothing else.
         if let Some((key, _)) = root.attrs.first() {
             return Err(if key == "xmlns" || key.starts_with("xmlns:") {
-                schema_error("Expecting no namespace for element domaincheckpoint\n")
+                SCHEMA.error("Expecting no namespace for element domaincheckpoint\n")
             } else {
-                schema_error(format!("Invalid attribute {key} for element domaincheckpoint\n"))
+                SCHEMA.error(format!("Invalid attribute {key} for element domaincheckpoint\n"))
             });
         }
-        no_stray_text(root)?;
+        SCHEMA.no_stray_text(root)?;
         let mut seen: Vec<&str> = Vec::new();
         for child in root.elements() {
             let known =
                 matches!(child.name.as_str(), "name" | "description" | "creationTime" | "disks" | "domain" | "parent");
             if !known || seen.contains(&child.name.as_str()) {
-                return Err(schema_error(format!(
+                return Err(SCHEMA.error(format!(
                     "Extra element {} in interleave\nElement domaincheckpoint failed to validate content\n",
                     child.name
                 )));
@@ -301,20 +266,20 @@ impl CheckpointDef {
         let creation = match root.child("creationTime") {
             Some(e) => {
                 let text = only_text(e)?;
-                Some(parse_unsigned_long(&text).map(|_| text).ok_or_else(|| invalid_content("creationTime"))?)
+                Some(parse_unsigned_long(&text).map(|_| text).ok_or_else(|| SCHEMA.bad_content("creationTime"))?)
             }
             None => None,
         };
         let parent = match root.child("parent") {
             Some(p) => {
                 if !p.attrs.is_empty() {
-                    return Err(invalid_content("parent"));
+                    return Err(SCHEMA.bad_content("parent"));
                 }
-                no_stray_text(p)?;
+                SCHEMA.no_stray_text(p)?;
                 let mut names = p.elements();
                 match (names.next(), names.next()) {
                     (Some(n), None) if n.name == "name" => Some(checkpoint_name(n)?),
-                    _ => return Err(invalid_content("parent")),
+                    _ => return Err(SCHEMA.bad_content("parent")),
                 }
             }
             None => None,
@@ -323,19 +288,18 @@ impl CheckpointDef {
         let disks_listed = match root.child("disks") {
             Some(list) => {
                 if !list.attrs.is_empty() {
-                    return Err(invalid_content("disks"));
+                    return Err(SCHEMA.bad_content("disks"));
                 }
-                no_stray_text(list)?;
+                SCHEMA.no_stray_text(list)?;
                 for disk in list.elements() {
                     if disk.name != "disk" {
-                        return Err(invalid_content("disks"));
+                        return Err(SCHEMA.bad_content("disks"));
                     }
                     disks.push(parse_disk(disk)?);
                 }
                 if disks.is_empty() {
-                    return Err(schema_error(
-                        "Expecting an element disk, got nothing\nElement disks failed to validate content\n",
-                    ));
+                    return Err(SCHEMA
+                        .error("Expecting an element disk, got nothing\nElement disks failed to validate content\n"));
                 }
                 true
             }

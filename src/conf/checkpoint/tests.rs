@@ -35,13 +35,6 @@ fn names() {
     for bad in ["", ".a", "a/b", "a b", "é", "a\n"] {
         assert!(!valid_checkpoint_name(bad), "{bad:?}");
     }
-    for ok in ["vda", "hdc", "sda1", "xvdb", "ubda", "ioemu:hda", "vd_x"] {
-        assert!(valid_disk_target(ok), "{ok}");
-    }
-    for bad in ["vd", "nvme0", "vda-1", "ioemu:"] {
-        assert!(!valid_disk_target(bad), "{bad}");
-    }
-    assert!(valid_abs_path("/x") && valid_abs_path("C:\\x") && !valid_abs_path("/") && !valid_abs_path("rel/x"));
 }
 
 #[test]
