@@ -17,6 +17,24 @@
 #define LIBVIR_CHECK_VERSION(major, minor, micro) \
     ((major) * 1000000 + (minor) * 1000 + (micro) <= LIBVIR_VERSION_NUMBER)
 
+/* Casts a specific domain event callback to the type virConnectDomainEventRegisterAny()
+ * takes. */
+#define VIR_DOMAIN_EVENT_CALLBACK(cb) ((virConnectDomainEventGenericCallback)(cb))
+
+/* Names of job statistics (virDomainGetJobStats(), the job-completed event). cbindgen
+ * cannot emit string constants; the Rust constants of the same names in src/abi/job.rs
+ * hold the same strings. */
+#define VIR_DOMAIN_JOB_OPERATION "operation"
+#define VIR_DOMAIN_JOB_TIME_ELAPSED "time_elapsed"
+#define VIR_DOMAIN_JOB_DISK_TOTAL "disk_total"
+#define VIR_DOMAIN_JOB_DISK_PROCESSED "disk_processed"
+#define VIR_DOMAIN_JOB_DISK_REMAINING "disk_remaining"
+#define VIR_DOMAIN_JOB_SUCCESS "success"
+#define VIR_DOMAIN_JOB_ERRMSG "errmsg"
+#define VIR_DOMAIN_JOB_DISK_TEMP_USED "disk_temp_used"
+#define VIR_DOMAIN_JOB_DISK_TEMP_TOTAL "disk_temp_total"
+
+
 /**
  * The libvirt API level this library implements: 9.0.0, as `major * 1000000 +
  * minor * 1000 + micro`. `virGetVersion()` reports the same number.
@@ -38,6 +56,13 @@
  * Since: 0.2.0
  */
 #define VIR_UUID_STRING_BUFLEN 37
+
+/**
+ * Bytes in a typed parameter's name, NUL included.
+ *
+ * Since: 0.9.2
+ */
+#define VIR_TYPED_PARAM_FIELD_LENGTH 80
 
 /**
  * How serious an error is. Errors raised by this library are always `VIR_ERR_ERROR`.
@@ -705,6 +730,218 @@ typedef enum virDomainCheckpointDeleteFlags {
 } virDomainCheckpointDeleteFlags;
 
 /**
+ * Flags for `virDomainBackupBegin()`.
+ *
+ * Since: 6.0.0
+ */
+typedef enum virDomainBackupBeginFlags {
+  /**
+   * Use the target or scratch files the caller created; do not create or delete them.
+   */
+  VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL = (1 << 0),
+} virDomainBackupBeginFlags;
+
+/**
+ * The kind (and, once over, the outcome) of a domain job.
+ *
+ * Since: 0.7.7
+ */
+typedef enum virDomainJobType {
+  /**
+   * No job.
+   */
+  VIR_DOMAIN_JOB_NONE = 0,
+  /**
+   * A job with a known end.
+   */
+  VIR_DOMAIN_JOB_BOUNDED = 1,
+  /**
+   * A job whose end is not known in advance (backups are).
+   */
+  VIR_DOMAIN_JOB_UNBOUNDED = 2,
+  VIR_DOMAIN_JOB_COMPLETED = 3,
+  VIR_DOMAIN_JOB_FAILED = 4,
+  VIR_DOMAIN_JOB_CANCELLED = 5,
+#if defined(VIR_ENUM_SENTINELS)
+  VIR_DOMAIN_JOB_LAST = 6,
+#endif
+} virDomainJobType;
+
+/**
+ * What a job does (the `operation` statistic).
+ *
+ * Since: 3.3.0
+ */
+typedef enum virDomainJobOperation {
+  VIR_DOMAIN_JOB_OPERATION_UNKNOWN = 0,
+  VIR_DOMAIN_JOB_OPERATION_START = 1,
+  VIR_DOMAIN_JOB_OPERATION_SAVE = 2,
+  VIR_DOMAIN_JOB_OPERATION_RESTORE = 3,
+  VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN = 4,
+  VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT = 5,
+  VIR_DOMAIN_JOB_OPERATION_SNAPSHOT = 6,
+  VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT = 7,
+  VIR_DOMAIN_JOB_OPERATION_DUMP = 8,
+  VIR_DOMAIN_JOB_OPERATION_BACKUP = 9,
+  VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE = 10,
+#if defined(VIR_ENUM_SENTINELS)
+  VIR_DOMAIN_JOB_OPERATION_LAST = 11,
+#endif
+} virDomainJobOperation;
+
+/**
+ * Flags for `virDomainGetJobStats()`.
+ *
+ * Since: 1.2.9
+ */
+typedef enum virDomainGetJobStatsFlags {
+  /**
+   * Statistics of the last completed job (consumed unless KEEP_COMPLETED).
+   */
+  VIR_DOMAIN_JOB_STATS_COMPLETED = (1 << 0),
+  /**
+   * Keep the completed job's statistics after reading them.
+   */
+  VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED = (1 << 1),
+} virDomainGetJobStatsFlags;
+
+/**
+ * Flags for `virDomainAbortJobFlags()`.
+ *
+ * Since: 8.5.0
+ */
+typedef enum virDomainAbortJobFlagsValues {
+  /**
+   * Interrupt post-copy migration (not applicable to backups).
+   */
+  VIR_DOMAIN_ABORT_JOB_POSTCOPY = (1 << 0),
+} virDomainAbortJobFlagsValues;
+
+/**
+ * The kind of a block job.
+ *
+ * Since: 0.9.4
+ */
+typedef enum virDomainBlockJobType {
+  VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN = 0,
+  VIR_DOMAIN_BLOCK_JOB_TYPE_PULL = 1,
+  VIR_DOMAIN_BLOCK_JOB_TYPE_COPY = 2,
+  VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT = 3,
+  VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT = 4,
+  /**
+   * The per-disk part of a backup.
+   */
+  VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP = 5,
+#if defined(VIR_ENUM_SENTINELS)
+  VIR_DOMAIN_BLOCK_JOB_TYPE_LAST = 6,
+#endif
+} virDomainBlockJobType;
+
+/**
+ * Flags for `virDomainGetBlockJobInfo()`.
+ *
+ * Since: 1.2.9
+ */
+typedef enum virDomainBlockJobInfoFlags {
+  /**
+   * Report the bandwidth in bytes per second instead of MiB per second.
+   */
+  VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES = (1 << 0),
+} virDomainBlockJobInfoFlags;
+
+/**
+ * The type of a typed parameter's value.
+ *
+ * Since: 0.9.2
+ */
+typedef enum virTypedParameterType {
+  VIR_TYPED_PARAM_INT = 1,
+  VIR_TYPED_PARAM_UINT = 2,
+  VIR_TYPED_PARAM_LLONG = 3,
+  VIR_TYPED_PARAM_ULLONG = 4,
+  VIR_TYPED_PARAM_DOUBLE = 5,
+  VIR_TYPED_PARAM_BOOLEAN = 6,
+  VIR_TYPED_PARAM_STRING = 7,
+#if defined(VIR_ENUM_SENTINELS)
+  VIR_TYPED_PARAM_LAST = 8,
+#endif
+} virTypedParameterType;
+
+/**
+ * Flags of calls that take or return typed parameters.
+ *
+ * Since: 0.9.2
+ */
+typedef enum virTypedParameterFlags {
+  /**
+   * The caller accepts string parameters.
+   */
+  VIR_TYPED_PARAM_STRING_OKAY = (1 << 2),
+} virTypedParameterFlags;
+
+/**
+ * The kinds of domain event a callback can be registered for.
+ *
+ * Since: 0.8.0
+ */
+typedef enum virDomainEventID {
+  VIR_DOMAIN_EVENT_ID_LIFECYCLE = 0,
+  VIR_DOMAIN_EVENT_ID_REBOOT = 1,
+  VIR_DOMAIN_EVENT_ID_RTC_CHANGE = 2,
+  VIR_DOMAIN_EVENT_ID_WATCHDOG = 3,
+  VIR_DOMAIN_EVENT_ID_IO_ERROR = 4,
+  VIR_DOMAIN_EVENT_ID_GRAPHICS = 5,
+  VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON = 6,
+  VIR_DOMAIN_EVENT_ID_CONTROL_ERROR = 7,
+  /**
+   * A block job ended (`virConnectDomainEventBlockJobCallback`, disks by path).
+   */
+  VIR_DOMAIN_EVENT_ID_BLOCK_JOB = 8,
+  VIR_DOMAIN_EVENT_ID_DISK_CHANGE = 9,
+  VIR_DOMAIN_EVENT_ID_TRAY_CHANGE = 10,
+  VIR_DOMAIN_EVENT_ID_PMWAKEUP = 11,
+  VIR_DOMAIN_EVENT_ID_PMSUSPEND = 12,
+  VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE = 13,
+  VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK = 14,
+  VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED = 15,
+  /**
+   * A block job ended (`virConnectDomainEventBlockJobCallback`, disks by target).
+   */
+  VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2 = 16,
+  VIR_DOMAIN_EVENT_ID_TUNABLE = 17,
+  VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE = 18,
+  VIR_DOMAIN_EVENT_ID_DEVICE_ADDED = 19,
+  VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION = 20,
+  /**
+   * A job ended (`virConnectDomainEventJobCompletedCallback`).
+   */
+  VIR_DOMAIN_EVENT_ID_JOB_COMPLETED = 21,
+  VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED = 22,
+  VIR_DOMAIN_EVENT_ID_METADATA_CHANGE = 23,
+  VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD = 24,
+  VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE = 25,
+  VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE = 26,
+#if defined(VIR_ENUM_SENTINELS)
+  VIR_DOMAIN_EVENT_ID_LAST = 27,
+#endif
+} virDomainEventID;
+
+/**
+ * How a block job ended (for block job events).
+ *
+ * Since: 0.9.4
+ */
+typedef enum virConnectDomainEventBlockJobStatus {
+  VIR_DOMAIN_BLOCK_JOB_COMPLETED = 0,
+  VIR_DOMAIN_BLOCK_JOB_FAILED = 1,
+  VIR_DOMAIN_BLOCK_JOB_CANCELED = 2,
+  VIR_DOMAIN_BLOCK_JOB_READY = 3,
+#if defined(VIR_ENUM_SENTINELS)
+  VIR_DOMAIN_BLOCK_JOB_LAST = 4,
+#endif
+} virConnectDomainEventBlockJobStatus;
+
+/**
  * An opaque connection to a hypervisor driver.
  *
  * Made by `virConnectOpen()`, `virConnectOpenReadOnly()` or `virConnectOpenAuth()`;
@@ -989,6 +1226,177 @@ typedef virError *virErrorPtr;
  * Since: 0.1.0
  */
 typedef void (*virErrorFunc)(void *userData, virErrorPtr error);
+
+/**
+ * The type every domain event callback is registered as; cast the specific callback
+ * with `VIR_DOMAIN_EVENT_CALLBACK()`.
+ *
+ * Since: 0.8.0
+ */
+typedef void (*virConnectDomainEventGenericCallback)(virConnectPtr conn,
+                                                     virDomainPtr dom,
+                                                     void *opaque);
+
+/**
+ * Called when a registration ends, to release the opaque data given with it.
+ *
+ * Since: 0.5.0
+ */
+typedef void (*virFreeCallback)(void *opaque);
+
+/**
+ * A timer callback of the event loop.
+ *
+ * Since: 0.9.3
+ */
+typedef void (*virEventTimeoutCallback)(int timer, void *opaque);
+
+/**
+ * Progress of a domain job, filled in by `virDomainGetJobInfo()`.
+ *
+ * Since: 0.7.7
+ */
+typedef struct _virDomainJobInfo {
+  /**
+   * A `virDomainJobType`.
+   */
+  int type;
+  /**
+   * Milliseconds since the job started.
+   */
+  unsigned long long timeElapsed;
+  unsigned long long timeRemaining;
+  unsigned long long dataTotal;
+  unsigned long long dataProcessed;
+  unsigned long long dataRemaining;
+  unsigned long long memTotal;
+  unsigned long long memProcessed;
+  unsigned long long memRemaining;
+  unsigned long long fileTotal;
+  unsigned long long fileProcessed;
+  unsigned long long fileRemaining;
+} _virDomainJobInfo;
+
+/**
+ * Job progress.
+ */
+typedef struct _virDomainJobInfo virDomainJobInfo;
+
+/**
+ * A pointer to job progress.
+ */
+typedef virDomainJobInfo *virDomainJobInfoPtr;
+
+/**
+ * The value of a typed parameter; which member is valid depends on its type. (libvirt's
+ * header declares this union inline in `virTypedParameter`; the layout is the same.)
+ *
+ * Since: 0.9.2
+ */
+typedef union _virTypedParameterValue {
+  int i;
+  unsigned int ui;
+  long long l;
+  unsigned long long ul;
+  double d;
+  char b;
+  /**
+   * A `malloc()` string, never NULL.
+   */
+  char *s;
+} _virTypedParameterValue;
+
+/**
+ * One named, typed value.
+ *
+ * Since: 0.9.2
+ */
+typedef struct _virTypedParameter {
+  /**
+   * The name, NUL-terminated.
+   */
+  char field[VIR_TYPED_PARAM_FIELD_LENGTH];
+  /**
+   * A `virTypedParameterType`.
+   */
+  int type;
+  union _virTypedParameterValue value;
+} _virTypedParameter;
+
+/**
+ * A typed parameter.
+ */
+typedef struct _virTypedParameter virTypedParameter;
+
+/**
+ * A pointer to typed parameters.
+ */
+typedef virTypedParameter *virTypedParameterPtr;
+
+/**
+ * A position in a block job.
+ *
+ * Since: 0.9.4
+ */
+typedef unsigned long long virDomainBlockJobCursor;
+
+/**
+ * Progress of a block job, filled in by `virDomainGetBlockJobInfo()`.
+ *
+ * Since: 0.9.4
+ */
+typedef struct _virDomainBlockJobInfo {
+  /**
+   * A `virDomainBlockJobType`.
+   */
+  int type;
+  /**
+   * The bandwidth limit (0 = none).
+   */
+  unsigned long bandwidth;
+  /**
+   * Progress so far.
+   */
+  virDomainBlockJobCursor cur;
+  /**
+   * Progress at the end.
+   */
+  virDomainBlockJobCursor end;
+} _virDomainBlockJobInfo;
+
+/**
+ * Block job progress.
+ */
+typedef struct _virDomainBlockJobInfo virDomainBlockJobInfo;
+
+/**
+ * A pointer to block job progress.
+ */
+typedef virDomainBlockJobInfo *virDomainBlockJobInfoPtr;
+
+/**
+ * The callback of `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED`: the job's final statistics, as
+ * `virDomainGetJobStats()` reports them. The parameters belong to the library.
+ *
+ * Since: 1.3.3
+ */
+typedef void (*virConnectDomainEventJobCompletedCallback)(virConnectPtr conn,
+                                                          virDomainPtr dom,
+                                                          virTypedParameterPtr params,
+                                                          int nparams,
+                                                          void *opaque);
+
+/**
+ * The callback of `VIR_DOMAIN_EVENT_ID_BLOCK_JOB` and `..._BLOCK_JOB_2`.
+ *
+ * Since: 0.9.4
+ */
+typedef void (*virConnectDomainEventBlockJobCallback)(virConnectPtr conn,
+                                                      virDomainPtr dom,
+                                                      const char *disk,
+                                                      int type,
+                                                      int status,
+                                                      void *opaque);
 
 /**
  * With a starting checkpoint: all descendants, not just children. The same bit as
@@ -1758,6 +2166,292 @@ int virConnCopyLastError(virConnectPtr conn, virErrorPtr to);
  * Since: 0.1.0
  */
 void virDefaultErrorFunc(virErrorPtr err);
+
+/**
+ * Registers the default event loop. Always succeeds; events are delivered by
+ * `virEventRunDefaultImpl()`.
+ *
+ * Since: 0.9.0
+ */
+int virEventRegisterDefaultImpl(void);
+
+/**
+ * Runs one iteration of the default event loop: waits until a domain event arrives or a
+ * timer is due, then calls the callbacks. Returns 0.
+ *
+ * Since: 0.9.0
+ */
+int virEventRunDefaultImpl(void);
+
+/**
+ * Registers a callback for one kind of domain event (`virDomainEventID`), for one
+ * domain or (with `dom` NULL) all domains of the connection. Returns the callback id
+ * for `virConnectDomainEventDeregisterAny()`, or -1. Events are delivered while the
+ * application runs `virEventRunDefaultImpl()`.
+ *
+ * # Safety
+ * `conn` must be NULL or a connection handle, `dom` NULL or a domain handle; `cb` must
+ * have the type `eventID` calls for, cast with `VIR_DOMAIN_EVENT_CALLBACK()`.
+ *
+ * Since: 0.8.0
+ */
+int virConnectDomainEventRegisterAny(virConnectPtr conn,
+                                     virDomainPtr dom,
+                                     int eventID,
+                                     virConnectDomainEventGenericCallback cb,
+                                     void *opaque,
+                                     virFreeCallback freecb);
+
+/**
+ * Removes a registration made by `virConnectDomainEventRegisterAny()`, calling its free
+ * callback. Returns 0 or -1.
+ *
+ * # Safety
+ * `conn` must be NULL or a connection handle.
+ *
+ * Since: 0.8.0
+ */
+int virConnectDomainEventDeregisterAny(virConnectPtr conn, int callbackID);
+
+/**
+ * Adds a timer to the default event loop: `cb` runs every `timeout` milliseconds (0 =
+ * every iteration, -1 = disabled). Returns the timer id.
+ *
+ * # Safety
+ * `cb` and `ff` must be valid callbacks (or NULL).
+ *
+ * Since: 0.9.3
+ */
+int virEventAddTimeout(int timeout, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * Changes a timer's interval (-1 disables it).
+ *
+ * Since: 0.9.3
+ */
+void virEventUpdateTimeout(int timer, int timeout);
+
+/**
+ * Removes a timer, calling its free callback. Returns 0, or -1 for an unknown timer.
+ *
+ * Since: 0.9.3
+ */
+int virEventRemoveTimeout(int timer);
+
+/**
+ * Starts a backup job described by `<domainbackup>` XML: push (copy the disks into
+ * target files) or pull (export a point-in-time view of them over NBD). With
+ * `checkpointXML`, a checkpoint is created at the same instant. Returns 0 once the job
+ * runs; it ends on its own (push) or with `virDomainAbortJob()` (pull), and raises
+ * `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` when it ends. Flags: `virDomainBackupBeginFlags`.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; the XML arguments NULL or NUL-terminated.
+ *
+ * Since: 6.0.0
+ */
+int virDomainBackupBegin(virDomainPtr domain,
+                         const char *backupXML,
+                         const char *checkpointXML,
+                         unsigned int flags);
+
+/**
+ * Returns the running backup's `<domainbackup>` XML with every default filled in; the
+ * caller frees it with `free()`. `flags` must be 0.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 6.0.0
+ */
+char *virDomainBackupGetXMLDesc(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Aborts the domain's job. A pull backup ends successfully this way; a push backup is
+ * cancelled and the target files it created are removed. Returns 0 once the job was
+ * told to stop, or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.7.7
+ */
+int virDomainAbortJob(virDomainPtr domain);
+
+/**
+ * Like `virDomainAbortJob()`, with `virDomainAbortJobFlagsValues`.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 8.5.0
+ */
+int virDomainAbortJobFlags(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Fills `info` with the progress of the domain's job (`type` NONE when there is none).
+ * Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `info` NULL or writable.
+ *
+ * Since: 0.7.7
+ */
+int virDomainGetJobInfo(virDomainPtr domain, virDomainJobInfoPtr info);
+
+/**
+ * Reports the statistics of the domain's job (or, with `VIR_DOMAIN_JOB_STATS_COMPLETED`,
+ * of the last completed one) as typed parameters the caller frees with
+ * `virTypedParamsFree()`. Returns 0 or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; the out pointers NULL or writable.
+ *
+ * Since: 1.0.3
+ */
+int virDomainGetJobStats(virDomainPtr domain,
+                         int *type,
+                         virTypedParameterPtr *params,
+                         int *nparams,
+                         unsigned int flags);
+
+/**
+ * Reports the block job on a disk (named by target or source path): 1 and `info` when a
+ * job runs (a backup shows as `VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP`), 0 when none, -1 on
+ * error.
+ *
+ * # Safety
+ * `dom` must be NULL or a domain handle; `disk` NULL or NUL-terminated; `info` NULL or
+ * writable.
+ *
+ * Since: 0.9.4
+ */
+int virDomainGetBlockJobInfo(virDomainPtr dom,
+                             const char *disk,
+                             virDomainBlockJobInfoPtr info,
+                             unsigned int flags);
+
+/**
+ * Releases the strings of a parameter list and zeroes it; the array itself stays.
+ *
+ * # Safety
+ * `params` must be NULL or point to `nparams` parameters whose strings came from
+ * `malloc()`.
+ *
+ * Since: 1.0.2
+ */
+void virTypedParamsClear(virTypedParameterPtr params, int nparams);
+
+/**
+ * Releases a parameter list made by the library (strings and array).
+ *
+ * # Safety
+ * As for [`virTypedParamsClear`]; `params` must come from `malloc()`.
+ *
+ * Since: 1.0.2
+ */
+void virTypedParamsFree(virTypedParameterPtr params, int nparams);
+
+/**
+ * Finds a parameter by name; NULL when absent. Reports no error.
+ *
+ * # Safety
+ * `params` must be NULL or point to `nparams` parameters; `name` NULL or a
+ * NUL-terminated string.
+ *
+ * Since: 1.0.2
+ */
+virTypedParameterPtr virTypedParamsGet(virTypedParameterPtr params, int nparams, const char *name);
+
+/**
+ * Reads an INT parameter. Returns 1 if found, 0 if absent, -1 on a type mismatch.
+ *
+ * # Safety
+ * `params`/`nparams` describe a parameter array; `name` is NUL-terminated; `value` is
+ * NULL or writable.
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetInt(virTypedParameterPtr params, int nparams, const char *name, int *value);
+
+/**
+ * Reads a UINT parameter. Returns 1, 0 or -1 as `virTypedParamsGetInt()`.
+ *
+ * # Safety
+ * As for [`virTypedParamsGetInt`].
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetUInt(virTypedParameterPtr params,
+                          int nparams,
+                          const char *name,
+                          unsigned int *value);
+
+/**
+ * Reads an LLONG parameter. Returns 1, 0 or -1 as `virTypedParamsGetInt()`.
+ *
+ * # Safety
+ * As for [`virTypedParamsGetInt`].
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetLLong(virTypedParameterPtr params,
+                           int nparams,
+                           const char *name,
+                           long long *value);
+
+/**
+ * Reads a ULLONG parameter. Returns 1, 0 or -1 as `virTypedParamsGetInt()`.
+ *
+ * # Safety
+ * As for [`virTypedParamsGetInt`].
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetULLong(virTypedParameterPtr params,
+                            int nparams,
+                            const char *name,
+                            unsigned long long *value);
+
+/**
+ * Reads a DOUBLE parameter. Returns 1, 0 or -1 as `virTypedParamsGetInt()`.
+ *
+ * # Safety
+ * As for [`virTypedParamsGetInt`].
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetDouble(virTypedParameterPtr params,
+                            int nparams,
+                            const char *name,
+                            double *value);
+
+/**
+ * Reads a BOOLEAN parameter as 0 or 1. Returns 1, 0 or -1 as `virTypedParamsGetInt()`.
+ *
+ * # Safety
+ * As for [`virTypedParamsGetInt`].
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetBoolean(virTypedParameterPtr params,
+                             int nparams,
+                             const char *name,
+                             int *value);
+
+/**
+ * Reads a STRING parameter; the string belongs to the parameter list. Returns 1, 0 or
+ * -1 as `virTypedParamsGetInt()`.
+ *
+ * # Safety
+ * As for [`virTypedParamsGetInt`].
+ *
+ * Since: 1.0.2
+ */
+int virTypedParamsGetString(virTypedParameterPtr params,
+                            int nparams,
+                            const char *name,
+                            const char **value);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -11,9 +11,15 @@
 pub mod checkpoint;
 pub mod domain;
 pub mod error;
+pub mod event;
 pub mod host;
+pub mod job;
+pub mod typedparam;
 
 pub use checkpoint::*;
 pub use domain::*;
 pub use error::*;
+pub use event::*;
 pub use host::*;
+pub use job::*;
+pub use typedparam::*;

@@ -28,8 +28,11 @@ pub mod checkpoint;
 pub mod connect;
 pub mod domain;
 pub mod error;
+pub mod event;
 pub mod handles;
+pub mod job;
 mod sys;
+pub mod typedparams;
 
 use std::ffi::{CStr, c_char, c_int, c_uint};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoints;
+pub mod events;
+pub mod jobs;
 pub mod qemu;
 pub mod test;
 
@@ -81,6 +83,53 @@ pub struct DomainInfo {
     pub memory_kib: u64,
     pub vcpus: u16,
     pub cpu_time_ns: u64,
+}
+
+/// The value of a typed parameter (job statistics, event payloads).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypedValue {
+    Int(i32),
+    UInt(u32),
+    LLong(i64),
+    ULLong(u64),
+    Double(f64),
+    Boolean(bool),
+    String(String),
+}
+
+/// Named typed values, in order.
+pub type TypedParams = Vec<(String, TypedValue)>;
+
+/// The answer of `virDomainGetJobInfo()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobInfo {
+    /// A `virDomainJobType`.
+    pub job_type: i32,
+    pub elapsed_ms: u64,
+    pub data_total: u64,
+    pub data_processed: u64,
+    pub data_remaining: u64,
+    pub file_total: u64,
+    pub file_processed: u64,
+    pub file_remaining: u64,
+}
+
+/// The answer of `virDomainGetJobStats()`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobStats {
+    /// A `virDomainJobType`.
+    pub job_type: i32,
+    pub params: TypedParams,
+}
+
+/// The answer of `virDomainGetBlockJobInfo()` when a block job runs on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockJobInfo {
+    /// A `virDomainBlockJobType`.
+    pub job_type: i32,
+    pub bandwidth: u64,
+    pub cur: u64,
+    pub end: u64,
 }
 
 /// The facts `virConnectListAllDomains()` filters on.
@@ -296,6 +345,43 @@ pub trait Driver: Send + Sync {
     fn checkpoint_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
         let _ = (dom, name, flags);
         unsupported(FROM_CHECKPOINT, "virDomainCheckpointDelete")
+    }
+
+    /// `virDomainBackupBegin`: starts the backup job and returns once it runs.
+    fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {
+        let _ = (dom, backup_xml, checkpoint_xml, flags);
+        unsupported(FROM_DOMAIN, "virDomainBackupBegin")
+    }
+
+    /// `virDomainBackupGetXMLDesc`: the running backup's definition.
+    fn backup_get_xml_desc(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainBackupGetXMLDesc")
+    }
+
+    /// `virDomainAbortJobFlags` (and `virDomainAbortJob` with flags 0).
+    fn domain_abort_job(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainAbortJob")
+    }
+
+    /// `virDomainGetJobInfo`.
+    fn domain_get_job_info(&self, dom: &DomainId) -> Result<JobInfo> {
+        let _ = dom;
+        unsupported(FROM_DOMAIN, "virDomainGetJobInfo")
+    }
+
+    /// `virDomainGetJobStats`.
+    fn domain_get_job_stats(&self, dom: &DomainId, flags: u32) -> Result<JobStats> {
+        let _ = (dom, flags);
+        unsupported(FROM_DOMAIN, "virDomainGetJobStats")
+    }
+
+    /// `virDomainGetBlockJobInfo`: `None` when no block job runs on the disk (named by
+    /// target or source path).
+    fn domain_get_block_job_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<Option<BlockJobInfo>> {
+        let _ = (dom, disk, flags);
+        unsupported(FROM_DOMAIN, "virDomainGetBlockJobInfo")
     }
 }
 

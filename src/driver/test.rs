@@ -5,18 +5,24 @@
 //! processes.
 
 use std::sync::{Arc, LazyLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
 use super::checkpoints::{self, Checkpoints};
-use super::{DomainFacts, DomainId, DomainInfo, Driver, LIST_DOMAINS_ALL, Listing, list_filter_accepts};
+use super::events;
+use super::jobs::{self, Finished, JobSlot, Outcome, Progress};
+use super::{
+    BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo, JobStats, LIST_DOMAINS_ALL, Listing,
+    list_filter_accepts,
+};
 use crate::abi::{
     virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointXMLFlags as CheckpointXmlFlags,
     virDomainDefineFlags as DefineFlags, virDomainDestroyFlagsValues as DestroyFlags, virDomainRunningReason,
     virDomainShutoffReason, virDomainState, virDomainUndefineFlagsValues as UndefineFlags,
     virDomainXMLFlags as XmlFlags,
 };
+use crate::conf::backup::{BackupDef, BackupMode};
 use crate::conf::checkpoint::CheckpointDef;
 use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::error::{Code, Domain, Error, Result};
@@ -71,7 +77,35 @@ struct TestDomain {
     persistent: bool,
     autostart: bool,
     checkpoints: Checkpoints,
+    /// The running backup job: only pull jobs stay, push jobs end as they begin.
+    job: Option<TestJob>,
+    jobs: JobSlot,
 }
+
+/// A pull backup of the test driver: a definition and a clock, over fictional disks.
+#[derive(Debug, Clone)]
+struct TestJob {
+    def: BackupDef,
+    started: Instant,
+}
+
+impl TestJob {
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// A push job has copied everything; a pull job holds nothing in scratch.
+    fn progress(&self) -> Progress {
+        let bytes = self.def.disks.iter().filter(|d| d.backup).count() as u64 * FICTIONAL_DISK_SIZE;
+        match self.def.mode {
+            BackupMode::Push => Progress { total: bytes, processed: bytes, ..Default::default() },
+            BackupMode::Pull => Progress { temp_total: bytes, ..Default::default() },
+        }
+    }
+}
+
+/// Every disk of the test driver pretends to hold this many bytes.
+const FICTIONAL_DISK_SIZE: u64 = 1 << 30;
 
 impl TestDomain {
     fn handle(&self) -> DomainId {
@@ -93,11 +127,34 @@ impl TestDomain {
         }
     }
 
-    fn shut_off(&mut self, reason: virDomainShutoffReason) {
+    /// Stops the domain; a backup job running on it fails. Returns the events to raise.
+    fn shut_off(&mut self, reason: virDomainShutoffReason, driver: usize) -> Vec<events::DomainEvent> {
         self.id = -1;
         self.state = virDomainState::VIR_DOMAIN_SHUTOFF as i32;
         self.reason = reason as i32;
+        self.end_job(driver, Outcome::Failed, Some("domain is not running".to_string()))
     }
+
+    /// Ends the running backup job, keeping its final figures; returns the events its end
+    /// raises (none when no job ran).
+    fn end_job(&mut self, driver: usize, outcome: Outcome, error: Option<String>) -> Vec<events::DomainEvent> {
+        let Some(mut job) = self.job.take() else { return Vec::new() };
+        job.def.disks.iter_mut().filter(|d| d.backup).for_each(|d| d.state = Some(outcome.disk_state()));
+        let finished =
+            Finished { outcome, mode: job.def.mode, elapsed_ms: job.elapsed_ms(), progress: job.progress(), error };
+        let events = finished.events(driver, &self.handle(), &job.def, &self.disk_paths());
+        self.jobs.completed = Some(finished);
+        events
+    }
+
+    /// Each disk's target and source path, for block job events.
+    fn disk_paths(&self) -> Vec<(String, String)> {
+        self.def.disks.iter().map(|d| (d.target.clone(), d.source.clone().unwrap_or_default())).collect()
+    }
+}
+
+fn emit_all(list: Vec<events::DomainEvent>) {
+    list.into_iter().for_each(events::emit);
 }
 
 #[derive(Debug)]
@@ -120,6 +177,8 @@ impl State {
                 persistent: true,
                 autostart: false,
                 checkpoints: Checkpoints::new(FROM),
+                job: None,
+                jobs: JobSlot::default(),
             }],
             next_id: 2,
         }
@@ -304,6 +363,8 @@ impl Driver for TestDriver {
                     persistent: true,
                     autostart: false,
                     checkpoints: Checkpoints::new(FROM),
+                    job: None,
+                    jobs: JobSlot::default(),
                 };
                 let handle = new.handle();
                 state.domains.push(new);
@@ -351,8 +412,10 @@ impl Driver for TestDriver {
         if !d.is_active() {
             return Err(not_running());
         }
-        d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_DESTROYED);
+        let raised = d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_DESTROYED, events::driver_key(self));
         state.forget_if_transient(dom);
+        drop(state);
+        emit_all(raised);
         Ok(())
     }
 
@@ -363,8 +426,10 @@ impl Driver for TestDriver {
         if !d.is_active() {
             return Err(Error::internal(FROM, format!("domain '{}' not running", d.def.name)));
         }
-        d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_SHUTDOWN);
+        let raised = d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_SHUTDOWN, events::driver_key(self));
         state.forget_if_transient(dom);
+        drop(state);
+        emit_all(raised);
         Ok(())
     }
 
@@ -444,6 +509,99 @@ impl Driver for TestDriver {
         // Metadata is all the test driver has, so METADATA_ONLY changes nothing.
         state.domain_mut(dom)?.checkpoints.delete(name, flags).map(|_| ())
     }
+
+    fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if !d.is_active() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "cannot perform disk backup for inactive domain",
+            ));
+        }
+        let begin = jobs::prepare_begin(
+            FROM,
+            "testDomainBackupBegin",
+            flags,
+            backup_xml,
+            checkpoint_xml,
+            &d.def,
+            &d.checkpoints,
+            d.job.is_some(),
+            now_seconds(),
+        )?;
+        if let Some(prepared) = begin.checkpoint {
+            d.checkpoints.commit(prepared)?;
+        }
+        d.job = Some(TestJob { def: begin.def, started: Instant::now() });
+        // Fictional disks copy in no time: a push backup is over as it starts.
+        let raised = if d.job.as_ref().is_some_and(|j| j.def.mode == BackupMode::Push) {
+            d.end_job(events::driver_key(self), Outcome::Completed, None)
+        } else {
+            Vec::new()
+        };
+        drop(state);
+        emit_all(raised);
+        Ok(())
+    }
+
+    fn backup_get_xml_desc(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        Error::check_flags(FROM, "testDomainBackupGetXMLDesc", flags, 0)?;
+        let state = self.state.lock();
+        let job = state.domain(dom)?.job.as_ref().ok_or_else(|| jobs::no_backup(FROM))?;
+        Ok(job.def.format(false))
+    }
+
+    fn domain_abort_job(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainAbortJobFlags", flags, jobs::ABORT_FLAGS)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if d.job.is_none() {
+            return Err(jobs::no_active_job(FROM));
+        }
+        jobs::check_abort_flags(FROM, flags)?;
+        // Aborting is how a pull backup finishes.
+        let raised = d.end_job(events::driver_key(self), Outcome::Completed, Some(jobs::CANCELED.to_string()));
+        drop(state);
+        emit_all(raised);
+        Ok(())
+    }
+
+    fn domain_get_job_info(&self, dom: &DomainId) -> Result<JobInfo> {
+        let state = self.state.lock();
+        let d = state.domain(dom)?;
+        Ok(match &d.job {
+            Some(job) => jobs::job_info(
+                crate::abi::virDomainJobType::VIR_DOMAIN_JOB_UNBOUNDED as i32,
+                job.def.mode,
+                job.elapsed_ms(),
+                &job.progress(),
+            ),
+            None => JobInfo::default(),
+        })
+    }
+
+    fn domain_get_job_stats(&self, dom: &DomainId, flags: u32) -> Result<JobStats> {
+        Error::check_flags(FROM, "testDomainGetJobStats", flags, jobs::STATS_FLAGS)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        let active = d.job.as_ref().map(|j| jobs::active_stats(j.def.mode, j.elapsed_ms(), &j.progress()));
+        Ok(d.jobs.stats(active, flags))
+    }
+
+    fn domain_get_block_job_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<Option<BlockJobInfo>> {
+        Error::check_flags(FROM, "testDomainGetBlockJobInfo", flags, jobs::BLOCK_JOB_INFO_FLAGS)?;
+        let state = self.state.lock();
+        let d = state.domain(dom)?;
+        let target = jobs::block_job_disk(FROM, &d.def, disk)?;
+        Ok(d.job.as_ref().filter(|j| j.def.disks.iter().any(|b| b.backup && b.name == target)).map(|_| BlockJobInfo {
+            job_type: jobs::BACKUP_BLOCK_JOB,
+            bandwidth: 0,
+            cur: 0,
+            end: FICTIONAL_DISK_SIZE,
+        }))
+    }
 }
 
 /// libvirt's `virDomainObjCheckActive` error.
@@ -487,5 +645,67 @@ mod tests {
         assert_eq!(driver.connect_list_all_domains(2).unwrap().len(), 0);
         assert_eq!(driver.connect_list_all_domains(1).unwrap().len(), 1);
         assert!(TestDriver::check_open_flags(3).is_err());
+    }
+
+    const PULL: &str = "<domainbackup mode='pull'><server transport='unix' socket='/run/b.sock'/></domainbackup>";
+
+    #[test]
+    fn push_backups_end_as_they_begin() {
+        let driver = TestDriver::new();
+        let dom = driver.domain_lookup_by_name("test").unwrap();
+        let cp = "<domaincheckpoint><name>c1</name></domaincheckpoint>";
+        driver.backup_begin(&dom, "<domainbackup/>", Some(cp), 0).unwrap();
+        driver.checkpoint_lookup_by_name(&dom, "c1", 0).unwrap();
+        assert_eq!(driver.backup_get_xml_desc(&dom, 0).unwrap_err().code, Code::VIR_ERR_NO_DOMAIN_BACKUP);
+        assert_eq!(driver.domain_abort_job(&dom, 0).unwrap_err().code, Code::VIR_ERR_OPERATION_INVALID);
+        assert_eq!(driver.domain_get_job_info(&dom).unwrap().job_type, 0);
+        let done = driver.domain_get_job_stats(&dom, 1).unwrap();
+        assert_eq!(done.job_type, 3);
+        assert!(done.params.contains(&("disk_processed".to_string(), super::super::TypedValue::ULLong(1 << 30))));
+        assert!(done.params.contains(&("success".to_string(), super::super::TypedValue::Boolean(true))));
+        // Read once.
+        assert_eq!(driver.domain_get_job_stats(&dom, 1).unwrap().job_type, 0);
+        // An incremental from the new checkpoint.
+        driver.backup_begin(&dom, "<domainbackup><incremental>c1</incremental></domainbackup>", None, 0).unwrap();
+        let e = driver.backup_begin(&dom, "<domainbackup><incremental>c9</incremental></domainbackup>", None, 0);
+        assert_eq!(e.unwrap_err().code, Code::VIR_ERR_NO_DOMAIN_CHECKPOINT);
+    }
+
+    #[test]
+    fn pull_backups_run_until_aborted() {
+        let driver = TestDriver::new();
+        let dom = driver.domain_lookup_by_name("test").unwrap();
+        driver.backup_begin(&dom, PULL, None, 0).unwrap();
+        let xml = driver.backup_get_xml_desc(&dom, 0).unwrap();
+        assert!(
+            xml.contains("<disk name='vda' backup='yes' type='file' backupmode='full' exportname='vda' index='2'>"),
+            "{xml}"
+        );
+        let again = driver.backup_begin(&dom, PULL, None, 0).unwrap_err();
+        assert_eq!(again.message, "Requested operation is not valid: another backup job is already running");
+        assert_eq!(driver.domain_get_job_info(&dom).unwrap().job_type, 2);
+        let stats = driver.domain_get_job_stats(&dom, 0).unwrap();
+        assert_eq!(stats.job_type, 2);
+        assert_eq!(stats.params.last().unwrap().0, "disk_temp_total");
+        let block = driver.domain_get_block_job_info(&dom, "/guest/diskimage1", 0).unwrap().unwrap();
+        assert_eq!(block.job_type, 5);
+        assert_eq!(driver.domain_get_block_job_info(&dom, "vdz", 0).unwrap_err().code, Code::VIR_ERR_INVALID_ARG);
+        assert_eq!(driver.domain_abort_job(&dom, 1).unwrap_err().code, Code::VIR_ERR_OPERATION_INVALID);
+        driver.domain_abort_job(&dom, 0).unwrap();
+        assert_eq!(driver.domain_get_block_job_info(&dom, "vda", 0).unwrap(), None);
+        let done = driver.domain_get_job_stats(&dom, 3).unwrap();
+        assert_eq!(done.job_type, 3);
+        assert_eq!(done.params.last().unwrap().1, super::super::TypedValue::String("Operation canceled".into()));
+    }
+
+    #[test]
+    fn stopping_the_domain_fails_its_job_and_inactive_domains_are_refused() {
+        let driver = TestDriver::new();
+        let dom = driver.domain_lookup_by_name("test").unwrap();
+        driver.backup_begin(&dom, PULL, None, 0).unwrap();
+        driver.domain_destroy(&dom, 0).unwrap();
+        assert_eq!(driver.domain_get_job_stats(&dom, 1).unwrap().job_type, 4);
+        let e = driver.backup_begin(&dom, PULL, None, 0).unwrap_err();
+        assert_eq!(e.message, "Operation not supported: cannot perform disk backup for inactive domain");
     }
 }
