@@ -286,6 +286,7 @@ fn start_platform_daemon(fixture: &Fixture, qmp: &std::path::Path, images: &[(&s
         pidfile: &pidfile,
         disks: &disks,
         nbd: None,
+        events: None,
     })
     .unwrap()
 }

@@ -29,6 +29,9 @@ pub struct DaemonConfig<'a> {
     pub disks: &'a [EngineDisk],
     /// An NBD server socket exporting every disk under its target name.
     pub nbd: Option<&'a Path>,
+    /// A second monitor, for a connection that stays open to hear events (a job's
+    /// watcher) while the first one serves short sessions.
+    pub events: Option<&'a Path>,
 }
 
 /// QEMU's option syntax splits on commas; a literal comma is written twice.
@@ -44,6 +47,14 @@ pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
         "--monitor".to_string(),
         "chardev=qmp0".to_string(),
     ];
+    if let Some(events) = config.events {
+        args.extend([
+            "--chardev".to_string(),
+            format!("socket,id=qmp1,path={},server=on,wait=off", opt_value(events)),
+            "--monitor".to_string(),
+            "chardev=qmp1".to_string(),
+        ]);
+    }
     for (index, disk) in config.disks.iter().enumerate() {
         let (file_node, format_node) = node_names(index);
         let file = json!({
@@ -85,8 +96,8 @@ pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
 pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
     let _ = std::fs::remove_file(config.qmp);
     let _ = std::fs::remove_file(config.pidfile);
-    if let Some(nbd) = config.nbd {
-        let _ = std::fs::remove_file(nbd);
+    for socket in [config.nbd, config.events].into_iter().flatten() {
+        let _ = std::fs::remove_file(socket);
     }
     let output = Command::new(binary())
         .args(arguments(config))
@@ -162,7 +173,9 @@ mod tests {
             pidfile: Path::new("/run/pid"),
             disks: &disks,
             nbd: Some(Path::new("/run/nbd.sock")),
+            events: Some(Path::new("/run/events.sock")),
         });
+        assert_eq!(args[5], "socket,id=qmp1,path=/run/events.sock,server=on,wait=off");
         assert_eq!(args[1], "socket,id=qmp0,path=/run/x,,y/qmp.sock,server=on,wait=off");
         let blockdevs: Vec<serde_json::Value> =
             args.windows(2).filter(|w| w[0] == "--blockdev").map(|w| serde_json::from_str(&w[1]).unwrap()).collect();

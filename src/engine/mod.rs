@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod daemon;
 pub mod nbd_proxy;
 pub mod qmp;
@@ -113,10 +114,16 @@ impl Session {
                     .map_err(|e| Error::system(FROM, format!("cannot create '{}'", run_dir.display()), &e))?;
                 let qmp = run_dir.join("qmp-op.sock");
                 let pidfile = run_dir.join("qsd-op.pid");
-                let pid = daemon::start(&daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks, nbd: None })
-                    .map_err(|e| {
-                        Error::internal(FROM, format!("qemu-storage-daemon could not open the disks of {what}: {e}"))
-                    })?;
+                let pid = daemon::start(&daemon::DaemonConfig {
+                    qmp: &qmp,
+                    pidfile: &pidfile,
+                    disks,
+                    nbd: None,
+                    events: None,
+                })
+                .map_err(|e| {
+                    Error::internal(FROM, format!("qemu-storage-daemon could not open the disks of {what}: {e}"))
+                })?;
                 (qmp, Some(pid))
             }
             Access::Existing { qmp } => (qmp.to_path_buf(), None),

@@ -51,6 +51,8 @@ pub struct Qmp {
     timeout: Duration,
     /// Set once the connection failed; later calls fail at once.
     broken: bool,
+    /// The start of a line not yet complete when a wait ended.
+    pending: String,
 }
 
 impl Qmp {
@@ -60,8 +62,15 @@ impl Qmp {
         let stream =
             UnixStream::connect(socket).map_err(|e| QmpError::Connect(format!("{}: {e}", socket.display())))?;
         let writer = stream.try_clone().map_err(|e| QmpError::Connect(e.to_string()))?;
-        let mut qmp =
-            Qmp { reader: BufReader::new(stream), writer, next_id: 1, events: VecDeque::new(), timeout, broken: false };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+            next_id: 1,
+            events: VecDeque::new(),
+            timeout,
+            broken: false,
+            pending: String::new(),
+        };
         let deadline = Instant::now() + timeout;
         let greeting = qmp.read_message(deadline, "the QMP greeting")?;
         if greeting.get("QMP").is_none() {
@@ -158,28 +167,60 @@ impl Qmp {
         }
     }
 
+    /// Waits at most `timeout` for the next event. Unlike a command that gets no answer,
+    /// a quiet spell leaves the connection usable: `Ok(None)`.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Value>, QmpError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(Some(event));
+        }
+        if self.broken {
+            return Err(QmpError::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.read_line_until(deadline) {
+                Ok(Some(message)) if message.get("event").is_some() => return Ok(Some(message)),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the next message; running out of time ends the connection, since the answer
+    /// being waited for may still come.
     fn read_message(&mut self, deadline: Instant, waiting_for: &str) -> Result<Value, QmpError> {
-        let mut line = String::new();
+        match self.read_line_until(deadline)? {
+            Some(message) => Ok(message),
+            None => {
+                self.broken = true;
+                Err(QmpError::Timeout { waiting_for: waiting_for.to_string(), after: self.timeout })
+            }
+        }
+    }
+
+    /// Reads one message, or `None` when `deadline` passes first (a partial line is kept
+    /// for the next read).
+    fn read_line_until(&mut self, deadline: Instant) -> Result<Option<Value>, QmpError> {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                self.broken = true;
-                return Err(QmpError::Timeout { waiting_for: waiting_for.to_string(), after: self.timeout });
+                return Ok(None);
             }
-            // The timeout applies per read; partial lines are kept in `line`.
+            // The timeout applies per read; partial lines are kept in `pending`.
             let _ = self.reader.get_ref().set_read_timeout(Some(deadline - now));
-            match self.reader.read_line(&mut line) {
+            match self.reader.read_line(&mut self.pending) {
                 Ok(0) => {
                     self.broken = true;
                     return Err(QmpError::Closed);
                 }
-                Ok(_) if line.ends_with('\n') => {
+                Ok(_) if self.pending.ends_with('\n') => {
+                    let line = std::mem::take(&mut self.pending);
                     let text = line.trim();
                     if text.is_empty() {
-                        line.clear();
                         continue;
                     }
-                    return serde_json::from_str(text).map_err(|e| {
+                    return serde_json::from_str(text).map(Some).map_err(|e| {
                         self.broken = true;
                         QmpError::Protocol(format!("bad JSON from QEMU ({e}): {text}"))
                     });
@@ -295,6 +336,32 @@ mod tests {
         let err = qmp.execute("query-jobs", None).unwrap_err();
         assert!(matches!(err, QmpError::Timeout { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_quiet_spell_between_events_keeps_the_connection() {
+        let (_dir, path) = serve(|stream| {
+            let _reader = greet_and_negotiate(&stream);
+            let mut out = stream.try_clone().unwrap();
+            thread::sleep(Duration::from_millis(150));
+            // An event split across two writes.
+            write!(out, r#"{{"event": "JOB_STATUS_CHANGE", "#).unwrap();
+            out.flush().unwrap();
+            thread::sleep(Duration::from_millis(50));
+            writeln!(out, r#""data": {{"id": "j", "status": "concluded"}}}}"#).unwrap();
+            thread::sleep(Duration::from_millis(50));
+        });
+        let mut qmp = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(qmp.next_event(Duration::from_millis(20)).unwrap(), None);
+        let mut got = None;
+        for _ in 0..100 {
+            if let Some(event) = qmp.next_event(Duration::from_millis(10)).unwrap() {
+                got = Some(event);
+                break;
+            }
+        }
+        assert_eq!(got.unwrap()["data"]["status"], "concluded");
+        assert_eq!(qmp.next_event(Duration::from_secs(2)), Err(QmpError::Closed));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `DIR/run/qemu/.lock`, and a generation counter tells a process when another one
 //! changed the state, so it reloads before going on.
 
+mod backup;
 pub mod store;
 
 use std::collections::HashMap;
@@ -22,7 +23,10 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use super::checkpoints::{self, Checkpoints};
-use super::{DomainFacts, DomainId, DomainInfo, Driver, LIST_DOMAINS_ALL, Listing, list_filter_accepts};
+use super::{
+    BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo as DomainJobInfo, JobStats, LIST_DOMAINS_ALL,
+    Listing, list_filter_accepts,
+};
 use crate::abi::{
     virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointDeleteFlags as DeleteFlags,
     virDomainCheckpointXMLFlags as CheckpointXmlFlags, virDomainCreateFlags as StartFlags,
@@ -128,6 +132,8 @@ struct QemuDomain {
     /// Why it is shut off (kept in memory only).
     off_reason: i32,
     checkpoints: Checkpoints,
+    /// The running backup job and the last finished one.
+    jobs: backup::JobFile,
 }
 
 impl QemuDomain {
@@ -164,6 +170,11 @@ impl QemuDomain {
 
     fn name(&self) -> &str {
         &self.def().name
+    }
+
+    /// The monitor of a daemon started for a backup job of this (shut-off) domain.
+    fn job_daemon_qmp(&self) -> Option<&Path> {
+        self.jobs.active.as_ref().filter(|j| j.engine.daemon.is_some()).map(|j| j.engine.qmp.as_path())
     }
 }
 
@@ -284,6 +295,8 @@ impl QemuDriver {
                 inner.generation = Some(generation);
             }
             let noticed = self.notice_stopped_engines(&mut inner)?;
+            let adopted = self.adopt_orphan_jobs(&mut inner)?;
+            let noticed = noticed || adopted;
             let result = f(&mut inner, &self.layout);
             if changes || noticed {
                 let next = generation + 1;
@@ -322,7 +335,9 @@ impl QemuDriver {
                     }),
                     off_reason: 0,
                     checkpoints,
+                    jobs: backup::JobFile::default(),
                 };
+                domain.jobs = backup::JobFile::parse(found.job.as_deref(), domain.name());
                 if let Some(current) = found.current.filter(|c| domain.checkpoints.get(c).is_ok()) {
                     domain.checkpoints.set_current(Some(&current));
                 }
@@ -424,6 +439,10 @@ impl QemuDriver {
             Some(Live { engine: Engine::Ours { qmp, .. } | Engine::Adopted { qmp }, .. }) => {
                 Session::open(Access::Existing { qmp }, disks, &what)
             }
+            // A backup job's daemon holds the disks of a shut-off domain while it runs.
+            None if domain.job_daemon_qmp().is_some() => {
+                Session::open(Access::Existing { qmp: domain.job_daemon_qmp().expect("checked") }, disks, &what)
+            }
             None => {
                 let run_dir = self.layout.run_dir(domain.name());
                 check_socket_path(&run_dir.join("qmp-op.sock"))?;
@@ -439,7 +458,7 @@ impl QemuDriver {
     /// Ends a session; for a daemon started for the operation, also removes its folder.
     fn finish(&self, domain: &QemuDomain, session: Session) -> Result<()> {
         let result = session.finish();
-        if domain.live.is_none() {
+        if domain.live.is_none() && domain.job_daemon_qmp().is_none() {
             let _ = std::fs::remove_dir_all(self.layout.run_dir(domain.name()));
         }
         result
@@ -448,6 +467,27 @@ impl QemuDriver {
     /// Writes a checkpoint's metadata file.
     fn save_checkpoint(&self, domain: &str, def: &CheckpointDef) -> Result<()> {
         store::save(&self.layout.checkpoint_file(domain, &def.name), &store::checkpoint_document(def))
+    }
+
+    /// Deletes checkpoint metadata (and, per `flags`, its descendants'), rewriting the
+    /// children that get a new parent and the current checkpoint.
+    fn delete_checkpoint_metadata(
+        &self,
+        domain: &mut QemuDomain,
+        layout: &Layout,
+        name: &str,
+        flags: u32,
+    ) -> Result<()> {
+        let deleted = domain.checkpoints.delete(name, flags)?;
+        let dom_name = domain.name().to_string();
+        for removed in &deleted.removed {
+            store::remove(&layout.checkpoint_file(&dom_name, &removed.name))?;
+        }
+        for child in &deleted.reparented {
+            let def = domain.checkpoints.get(child)?;
+            self.save_checkpoint(&dom_name, def)?;
+        }
+        self.save_current(domain)
     }
 
     /// Records the current checkpoint (or its absence).
@@ -495,6 +535,12 @@ impl QemuDriver {
         }
         Ok(())
     }
+}
+
+/// The second monitor of a daemon we start, next to its first (`qmp.sock`), on which a
+/// job's watcher hears events.
+fn events_socket(qmp: &Path) -> PathBuf {
+    qmp.with_file_name("events.sock")
 }
 
 /// Refuses socket paths the kernel cannot bind.
@@ -694,6 +740,7 @@ impl Driver for QemuDriver {
                         live: None,
                         off_reason: 0,
                         checkpoints: Checkpoints::new(FROM),
+                        jobs: backup::JobFile::default(),
                     };
                     let id = domain.id();
                     inner.domains.push(domain);
@@ -723,6 +770,7 @@ impl Driver for QemuDriver {
                 return Err(invalid("cannot undefine transient domain"));
             }
             let name = domain.name().to_string();
+            Self::check_no_job_daemon(domain, "undefine")?;
             if domain.live.is_none() {
                 let count = domain.checkpoints.len();
                 if count > 0 && flags & UndefineFlags::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA as u32 == 0 {
@@ -757,6 +805,7 @@ impl Driver for QemuDriver {
             if inner.domains[at].live.is_some() {
                 return Err(invalid("domain is already running"));
             }
+            Self::check_no_job_daemon(&inner.domains[at], "start")?;
             let def = inner.domains[at].def().clone();
             if let Some(qmp) = adopted_qmp(&def) {
                 return Err(invalid(format!(
@@ -768,14 +817,21 @@ impl Driver for QemuDriver {
             let disks = engine_disks(&def)?;
             let run_dir = layout.run_dir(&def.name);
             let (qmp, nbd, pidfile) = (run_dir.join("qmp.sock"), run_dir.join("nbd.sock"), run_dir.join("qsd.pid"));
-            for path in [&qmp, &nbd] {
+            let events = events_socket(&qmp);
+            for path in [&qmp, &nbd, &events] {
                 check_socket_path(path)?;
             }
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .create(&run_dir)
                 .map_err(|e| Error::system(FROM, format!("cannot create '{}'", run_dir.display()), &e))?;
-            let pid = daemon::start(&daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks: &disks, nbd: Some(&nbd) })
+            let pid = daemon::start(&daemon::DaemonConfig {
+                qmp: &qmp,
+                pidfile: &pidfile,
+                disks: &disks,
+                nbd: Some(&nbd),
+                events: Some(&events),
+            })
                 .map_err(|e| {
                     let _ = std::fs::remove_dir_all(&run_dir);
                     Error::internal(FROM, format!("qemu-storage-daemon could not start domain '{}': {e}", def.name))
@@ -933,18 +989,32 @@ impl Driver for QemuDriver {
                 let doomed = domain.checkpoints.to_be_deleted(name, flags)?;
                 self.remove_bitmaps(domain, &doomed)?;
             }
-            let domain = &mut inner.domains[at];
-            let deleted = domain.checkpoints.delete(name, flags)?;
-            let dom_name = domain.name().to_string();
-            for removed in &deleted.removed {
-                store::remove(&layout.checkpoint_file(&dom_name, &removed.name))?;
-            }
-            for child in &deleted.reparented {
-                let def = domain.checkpoints.get(child)?;
-                self.save_checkpoint(&dom_name, def)?;
-            }
-            self.save_current(domain)
+            self.delete_checkpoint_metadata(&mut inner.domains[at], layout, name, flags)
         })
+    }
+
+    fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {
+        self.begin_backup(dom, backup_xml, checkpoint_xml, flags)
+    }
+
+    fn backup_get_xml_desc(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        self.backup_xml(dom, flags)
+    }
+
+    fn domain_abort_job(&self, dom: &DomainId, flags: u32) -> Result<()> {
+        self.abort_backup(dom, flags)
+    }
+
+    fn domain_get_job_info(&self, dom: &DomainId) -> Result<DomainJobInfo> {
+        self.job_info(dom)
+    }
+
+    fn domain_get_job_stats(&self, dom: &DomainId, flags: u32) -> Result<JobStats> {
+        self.job_stats(dom, flags)
+    }
+
+    fn domain_get_block_job_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<Option<BlockJobInfo>> {
+        self.block_job_info(dom, disk, flags)
     }
 }
 
@@ -963,21 +1033,7 @@ impl QemuDriver {
     /// rules come first: the bitmap is named after the checkpoint and the image is qcow2.
     fn add_bitmaps(&self, domain: &QemuDomain, def: &CheckpointDef) -> Result<()> {
         let dom_def = domain.def();
-        for disk in def.disks.iter().filter(|d| d.kind == DiskCheckpointKind::Bitmap) {
-            if disk.bitmap.as_deref() != Some(def.name.as_str()) {
-                return Err(unsupported_config(format!(
-                    "bitmap for disk '{}' must match checkpoint name '{}'",
-                    disk.name, def.name
-                )));
-            }
-            let format = dom_def.disk(&disk.name).and_then(|d| d.format.clone()).unwrap_or_else(|| "raw".to_string());
-            if format != "qcow2" {
-                return Err(unsupported_config(format!(
-                    "checkpoint for disk {} unsupported for storage type {format}",
-                    disk.name
-                )));
-            }
-        }
+        self.check_new_checkpoint(dom_def, def)?;
         let wanted: Vec<(&str, &str)> = bitmap_disks(def, dom_def).collect();
         if wanted.is_empty() {
             return Ok(());
@@ -994,6 +1050,27 @@ impl QemuDriver {
         let result = session.transaction(actions);
         let finished = self.finish(domain, session);
         result.and(finished)
+    }
+
+    /// libvirt's rules for a new checkpoint's bitmaps: named after the checkpoint, and
+    /// only in qcow2 images.
+    fn check_new_checkpoint(&self, dom_def: &DomainDef, def: &CheckpointDef) -> Result<()> {
+        for disk in def.disks.iter().filter(|d| d.kind == DiskCheckpointKind::Bitmap) {
+            if disk.bitmap.as_deref() != Some(def.name.as_str()) {
+                return Err(unsupported_config(format!(
+                    "bitmap for disk '{}' must match checkpoint name '{}'",
+                    disk.name, def.name
+                )));
+            }
+            let format = dom_def.disk(&disk.name).and_then(|d| d.format.clone()).unwrap_or_else(|| "raw".to_string());
+            if format != "qcow2" {
+                return Err(unsupported_config(format!(
+                    "checkpoint for disk {} unsupported for storage type {format}",
+                    disk.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Removes the bitmaps of the given checkpoints in one transaction. A bitmap that is

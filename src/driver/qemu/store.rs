@@ -109,6 +109,11 @@ impl Layout {
         self.run().join(format!("{domain}.xml"))
     }
 
+    /// A domain's backup job: the running one and the last finished one.
+    pub fn job_file(&self, domain: &str) -> PathBuf {
+        self.run().join(format!("{domain}.job"))
+    }
+
     /// The folder of a running domain's sockets.
     pub fn run_dir(&self, domain: &str) -> PathBuf {
         self.run().join(domain)
@@ -247,6 +252,8 @@ pub struct Found {
     pub status: Option<Status>,
     pub checkpoints: Vec<CheckpointDef>,
     pub current: Option<String>,
+    /// The text of the job file, when there is one.
+    pub job: Option<String>,
 }
 
 /// Everything under the root, with what could not be read.
@@ -286,7 +293,7 @@ pub fn load(layout: &Layout) -> Snapshot {
             .and_then(|t| DomainDef::parse(&t).map_err(|e| e.message))
         {
             Ok(def) if def.name == stem(&path) => {
-                domains.push(Found { def: Some(def), status: None, checkpoints: Vec::new(), current: None })
+                domains.push(Found { def: Some(def), status: None, checkpoints: Vec::new(), current: None, job: None })
             }
             Ok(def) => snapshot.problems.push(format!(
                 "domain definition '{}' names domain '{}', not '{}'",
@@ -303,9 +310,13 @@ pub fn load(layout: &Layout) -> Snapshot {
             Ok(status) if status.def.name == stem(&path) => {
                 match domains.iter_mut().find(|d| d.def.as_ref().is_some_and(|def| def.name == status.def.name)) {
                     Some(found) => found.status = Some(status),
-                    None => {
-                        domains.push(Found { def: None, status: Some(status), checkpoints: Vec::new(), current: None })
-                    }
+                    None => domains.push(Found {
+                        def: None,
+                        status: Some(status),
+                        checkpoints: Vec::new(),
+                        current: None,
+                        job: None,
+                    }),
                 }
             }
             Ok(_) => snapshot.problems.push(format!("status file '{}' names another domain", path.display())),
@@ -331,6 +342,7 @@ pub fn load(layout: &Layout) -> Snapshot {
         }
         found.current =
             fs::read_to_string(layout.current_file(&name)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        found.job = fs::read_to_string(layout.job_file(&name)).ok();
     }
     snapshot.domains = domains;
     snapshot
