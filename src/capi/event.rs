@@ -195,13 +195,22 @@ pub unsafe extern "C" fn virConnectDomainEventRegisterAny(
             }
             Some(d.id.uuid)
         };
-        if !(0..EVENT_ID_LAST).contains(&eventID) {
+        if eventID < 0 {
             return Err(Error::arg(
                 FROM,
                 Code::VIR_ERR_INVALID_ARG,
                 call.api,
                 "eventID",
-                format!("eventID in {} must be less than {EVENT_ID_LAST}", call.api),
+                format!("eventID in {} must be zero or greater", call.api),
+            ));
+        }
+        if eventID >= EVENT_ID_LAST {
+            return Err(Error::arg(
+                FROM,
+                Code::VIR_ERR_INVALID_ARG,
+                call.api,
+                "eventID",
+                format!("eventID must be less than {EVENT_ID_LAST}"),
             ));
         }
         if cb.is_none() {
@@ -255,8 +264,9 @@ pub unsafe extern "C" fn virConnectDomainEventDeregisterAny(conn: virConnectPtr,
             removed
         };
         let Some(removed) = removed else {
+            // libvirt reports this from its generic event code, outside any error domain.
             return Err(Error::new(
-                FROM,
+                Domain::VIR_FROM_NONE,
                 Code::VIR_ERR_INVALID_ARG,
                 format!("could not find event callback {callbackID} for deletion"),
             ));

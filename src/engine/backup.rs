@@ -187,8 +187,9 @@ pub enum Sync {
     None,
 }
 
-/// The `blockdev-backup` transaction action copying `device` into `target`.
-pub fn backup_action(job_id: &str, device: &str, target: &str, sync: &Sync) -> Value {
+/// The `blockdev-backup` transaction action copying `device` into `target`, at most
+/// `speed` bytes per second when given.
+pub fn backup_action(job_id: &str, device: &str, target: &str, sync: &Sync, speed: Option<u64>) -> Value {
     let mut data = json!({
         "job-id": job_id,
         "device": device,
@@ -203,6 +204,9 @@ pub fn backup_action(job_id: &str, device: &str, target: &str, sync: &Sync) -> V
             data["bitmap"] = json!(bitmap);
         }
         Sync::None => data["sync"] = json!("none"),
+    }
+    if let Some(speed) = speed {
+        data["speed"] = json!(speed);
     }
     if !matches!(sync, Sync::None) {
         // Large requests and many of them in flight: the copy is limited by the disks,
@@ -293,13 +297,15 @@ mod tests {
         assert_eq!(add["data"]["granularity"], 65536);
         let merge = merge_bitmaps("n", "backup-vda", &[("n", "c1")]);
         assert_eq!(merge["data"]["bitmaps"][0], json!({"node": "n", "name": "c1"}));
-        let inc = backup_action("j", "d", "t", &Sync::Incremental { bitmap: "backup-vda".into() });
+        let inc = backup_action("j", "d", "t", &Sync::Incremental { bitmap: "backup-vda".into() }, Some(5));
+        assert_eq!(inc["data"]["speed"], 5);
         assert_eq!(
             (inc["data"]["sync"].as_str(), inc["data"]["bitmap"].as_str()),
             (Some("incremental"), Some("backup-vda"))
         );
         assert_eq!(inc["data"]["auto-dismiss"], false);
-        let fleece = backup_action("j", "d", "t", &Sync::None);
+        let fleece = backup_action("j", "d", "t", &Sync::None, None);
+        assert!(fleece["data"].get("speed").is_none());
         assert_eq!(fleece["data"]["sync"], "none");
         assert!(fleece["data"].get("x-perf").is_none());
         assert_eq!(

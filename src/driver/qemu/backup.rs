@@ -181,6 +181,12 @@ impl ActiveJob {
     }
 }
 
+/// A limit on each disk's copy, in bytes per second: `VIRBACKUP_BACKUP_SPEED`, for
+/// backups that must leave the disks' bandwidth to the guest.
+fn copy_speed() -> Option<u64> {
+    std::env::var("VIRBACKUP_BACKUP_SPEED").ok().and_then(|v| v.parse().ok()).filter(|&v| v > 0)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -255,11 +261,11 @@ struct Undo {
 }
 
 impl Undo {
-    fn run(self, session: Option<&mut Session>) {
+    fn run(self, session: Option<Session>) {
         if let Some(key) = &self.proxy {
             PROXIES.lock().remove(key);
         }
-        if let Some(session) = session {
+        if let Some(mut session) = session {
             for id in &self.exports {
                 let _ = session.execute("block-export-del", Some(json!({"id": id, "mode": "hard"})));
             }
@@ -269,7 +275,7 @@ impl Undo {
             for id in &self.jobs {
                 let _ = session.execute("block-job-cancel", Some(json!({"device": id, "force": true})));
             }
-            wait_concluded(session, &self.jobs);
+            wait_concluded(&mut session, &self.jobs);
             for id in &self.jobs {
                 let _ = session.execute("job-dismiss", Some(json!({"id": id})));
             }
@@ -279,9 +285,12 @@ impl Undo {
             for store in self.stores.iter().rev() {
                 session.close_store(store);
             }
+            // The monitor takes one client at a time: let go of it before the daemon is
+            // told to quit.
         }
         if let Some((pid, qmp)) = &self.daemon {
             stop_daemon(*pid, qmp);
+            remove_job_files(qmp);
         }
         for path in &self.created_files {
             let _ = std::fs::remove_file(path);
@@ -290,6 +299,16 @@ impl Undo {
             remove_stale_socket(socket);
         }
     }
+}
+
+/// Removes the sockets and pid file of a job's daemon (next to its monitor socket), and
+/// their folder when nothing else is in it.
+fn remove_job_files(qmp: &Path) {
+    let Some(dir) = qmp.parent() else { return };
+    for name in ["job-qmp.sock", "job-events.sock", "job.pid"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Waits (boundedly) until the given jobs have concluded.
@@ -453,7 +472,7 @@ impl QemuDriver {
         let (job, file) = match started {
             Ok(done) => done,
             Err(e) => {
-                undo.run(Some(&mut session));
+                undo.run(Some(session));
                 return Err(e);
             }
         };
@@ -572,7 +591,9 @@ impl QemuDriver {
                 (BackupMode::Push, Some((_, name, _))) => Sync::Incremental { bitmap: name.clone() },
                 (BackupMode::Push, None) => Sync::Full,
             };
-            actions.push(qmp_backup::backup_action(&job_id, &node, &store.format_node, &sync));
+            // A pull backup's copy runs only as the guest writes: it is never limited.
+            let speed = if mode == BackupMode::Push { copy_speed() } else { None };
+            actions.push(qmp_backup::backup_action(&job_id, &node, &store.format_node, &sync, speed));
             if let Some((on, name, _)) = &bitmap
                 && mode == BackupMode::Push
             {
@@ -823,11 +844,7 @@ impl QemuDriver {
             }
             if let Some(pid) = job.engine.daemon {
                 stop_daemon(pid, &job.engine.qmp);
-                let run_dir = layout.run_dir(domain.name());
-                for name in ["job-qmp.sock", "job-events.sock", "job.pid"] {
-                    let _ = std::fs::remove_file(run_dir.join(name));
-                }
-                let _ = std::fs::remove_dir(run_dir);
+                remove_job_files(&job.engine.qmp);
             }
             // What the job wrote.
             for disk in &job.disks {
