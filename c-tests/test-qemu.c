@@ -104,9 +104,10 @@ static void test_running(void)
     virDomainPtr dom = virDomainLookupByName(conn, "ctest");
     virDomainCheckpointPtr cp;
     char *xml, sock[512];
-    int state = -1, reason = -1;
+    int state = -1, reason = -1, rc;
 
-    CHECK(virDomainCreate(dom) == 0, "start: %s", virGetLastErrorMessage());
+    rc = virDomainCreate(dom);
+    CHECK(rc == 0, "start: %s", virGetLastErrorMessage());
     CHECK(virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING, "running");
     CHECK(virDomainGetID(dom) != (unsigned int)-1, "a running domain has an id");
     xml = virDomainGetXMLDesc(dom, 0);
@@ -131,6 +132,153 @@ static void test_running(void)
     CHECK(image_has_bitmap("c2"), "the daemon wrote bitmap c2 back when it quit");
     CHECK(virDomainDestroy(dom) == -1, "destroying a shut-off domain is refused");
     CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_DOMAIN, "Requested operation is not valid: domain is not running", "destroy");
+    virDomainFree(dom);
+    virConnectClose(conn);
+}
+
+/* What the event callbacks saw. */
+static int completed_events;
+static int completed_operation = -1;
+static int completed_success = -1;
+static unsigned long long completed_total;
+static char completed_errmsg[256];
+static int block_job_events;
+static int block_job_type = -1, block_job_status = -1;
+static char block_job_disk[64];
+static int timed_out;
+
+static void on_job_completed(virConnectPtr conn, virDomainPtr dom, virTypedParameterPtr params, int nparams,
+                             void *opaque)
+{
+    const char *errmsg = NULL;
+    (void)conn;
+    (void)opaque;
+    completed_events++;
+    if (strcmp(virDomainGetName(dom), "ctest") != 0)
+        return;
+    virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &completed_operation);
+    virTypedParamsGetBoolean(params, nparams, VIR_DOMAIN_JOB_SUCCESS, &completed_success);
+    virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DISK_TOTAL, &completed_total);
+    completed_errmsg[0] = '\0';
+    if (virTypedParamsGetString(params, nparams, VIR_DOMAIN_JOB_ERRMSG, &errmsg) == 1)
+        snprintf(completed_errmsg, sizeof(completed_errmsg), "%s", errmsg);
+}
+
+static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk, int type, int status, void *opaque)
+{
+    (void)conn;
+    (void)dom;
+    (void)opaque;
+    block_job_events++;
+    snprintf(block_job_disk, sizeof(block_job_disk), "%s", disk);
+    block_job_type = type;
+    block_job_status = status;
+}
+
+static void on_timeout(int timer, void *opaque)
+{
+    (void)timer;
+    (void)opaque;
+    timed_out = 1;
+}
+
+/* Runs the event loop until a JOB_COMPLETED event arrives (or 60 s pass). */
+static int wait_completed(int before)
+{
+    int timer;
+    timed_out = 0;
+    timer = virEventAddTimeout(60000, on_timeout, NULL, NULL);
+    while (completed_events == before && !timed_out)
+        virEventRunDefaultImpl();
+    virEventRemoveTimeout(timer);
+    return completed_events > before;
+}
+
+static void test_backup(void)
+{
+    virConnectPtr conn = virConnectOpen(uri);
+    virDomainPtr dom = virDomainLookupByName(conn, "ctest");
+    virDomainCheckpointPtr cp;
+    virTypedParameterPtr params = NULL;
+    virDomainJobInfo info;
+    virDomainBlockJobInfo block;
+    int type = -1, nparams = -1, id_completed, id_block, before, rc;
+    char xml[1024], *desc;
+
+    CHECK(virEventRegisterDefaultImpl() == 0, "register the default event loop");
+    id_completed = virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_job_completed), NULL, NULL);
+    id_block = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
+                                                VIR_DOMAIN_EVENT_CALLBACK(on_block_job), NULL, NULL);
+    CHECK(id_completed >= 0 && id_block >= 0 && id_block != id_completed, "register JOB_COMPLETED and BLOCK_JOB_2");
+
+    CHECK(virDomainBackupGetXMLDesc(dom, 0) == NULL, "no backup yet");
+    CHECK_ERROR(VIR_ERR_NO_DOMAIN_BACKUP, VIR_FROM_QEMU, "Domain backup job id not found: no domain backup job present", "no backup");
+    CHECK(virDomainAbortJob(dom) == -1, "nothing to abort");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_QEMU, "Requested operation is not valid: no job is active on the domain", "abort");
+
+    /* A full push of the shut-off domain, vda only, with a checkpoint. */
+    snprintf(xml, sizeof(xml),
+             "<domainbackup><disks><disk name='vda' type='file'><target file='%s/full.qcow2'/></disk>"
+             "<disk name='vdb' backup='no'/></disks></domainbackup>", dir);
+    before = completed_events;
+    /* The call runs before the message is read: arguments are evaluated in no fixed order. */
+    rc = virDomainBackupBegin(dom, xml, "<domaincheckpoint><name>b1</name><disks><disk name='vda'/>"
+                                        "<disk name='vdb' checkpoint='no'/></disks></domaincheckpoint>", 0);
+    CHECK(rc == 0, "push backup of a shut-off domain: %s", virGetLastErrorMessage());
+    CHECK(wait_completed(before), "JOB_COMPLETED arrives through the event loop");
+    CHECK(completed_operation == VIR_DOMAIN_JOB_OPERATION_BACKUP && completed_success == 1 && completed_total == 32 << 20,
+          "its typed parameters: operation %d, success %d, disk_total %llu", completed_operation, completed_success,
+          completed_total);
+    CHECK(block_job_events >= 1 && strcmp(block_job_disk, "vda") == 0 && block_job_type == VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP &&
+              block_job_status == VIR_DOMAIN_BLOCK_JOB_COMPLETED,
+          "BLOCK_JOB_2 for vda: type %d status %d", block_job_type, block_job_status);
+    CHECK(sh("qemu-img compare -q %s/full.qcow2 %s/a.qcow2", dir), "the target equals the disk");
+    CHECK(virDomainGetJobStats(dom, &type, &params, &nparams, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0 &&
+              type == VIR_DOMAIN_JOB_COMPLETED && nparams >= 6,
+          "completed statistics: type %d, %d parameters", type, nparams);
+    virTypedParamsFree(params, nparams);
+    params = NULL;
+    CHECK(virDomainGetJobStats(dom, &type, &params, &nparams, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0 &&
+              type == VIR_DOMAIN_JOB_NONE && nparams == 0 && params == NULL,
+          "read once");
+    cp = virDomainCheckpointLookupByName(dom, "b1", 0);
+    CHECK(cp != NULL && image_has_bitmap("b1"), "checkpoint b1 with its bitmap");
+    if (cp)
+        virDomainCheckpointFree(cp);
+
+    /* A pull backup of the running domain, aborted. */
+    CHECK(virDomainCreate(dom) == 0, "start");
+    snprintf(xml, sizeof(xml),
+             "<domainbackup mode='pull'><incremental>b1</incremental><server transport='unix' socket='%s/b.sock'/>"
+             "<disks><disk name='vda' type='file'><scratch file='%s/scratch.qcow2'/></disk>"
+             "<disk name='vdb' backup='no'/></disks></domainbackup>", dir, dir);
+    rc = virDomainBackupBegin(dom, xml, NULL, 0);
+    CHECK(rc == 0, "pull backup: %s", virGetLastErrorMessage());
+    desc = virDomainBackupGetXMLDesc(dom, 0);
+    CHECK(desc && strstr(desc, "exportname='vda' exportbitmap='backup-vda'"), "backup XML: %s", desc ? desc : "(null)");
+    free(desc);
+    memset(&info, 0, sizeof(info));
+    CHECK(virDomainGetJobInfo(dom, &info) == 0 && info.type == VIR_DOMAIN_JOB_UNBOUNDED, "job info: unbounded");
+    CHECK(virDomainGetBlockJobInfo(dom, "vda", &block, 0) == 1 && block.type == VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP,
+          "vda has a backup block job");
+    CHECK(virDomainGetBlockJobInfo(dom, "vdb", &block, 0) == 0, "vdb has none");
+    CHECK(sh("nbdinfo --list 'nbd+unix:///?socket=%s/b.sock' | grep -q 'export=\"vda\"'", dir), "nbdinfo sees export vda");
+    CHECK(virDomainBackupBegin(dom, xml, NULL, 0) == -1, "a second backup is refused");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_QEMU, "Requested operation is not valid: another backup job is already running", "second");
+    before = completed_events;
+    CHECK(virDomainAbortJobFlags(dom, 0) == 0, "abort ends the pull backup");
+    CHECK(wait_completed(before) && completed_success == 1, "successfully (errmsg '%s')", completed_errmsg);
+    CHECK(!sh("test -e %s/scratch.qcow2", dir), "the scratch image is gone");
+    CHECK(virDomainDestroy(dom) == 0, "stop");
+    cp = virDomainCheckpointLookupByName(dom, "b1", 0);
+    CHECK(cp && virDomainCheckpointDelete(cp, 0) == 0 && !image_has_bitmap("b1"), "delete checkpoint b1");
+    if (cp)
+        virDomainCheckpointFree(cp);
+
+    CHECK(virConnectDomainEventDeregisterAny(conn, id_completed) == 0 &&
+              virConnectDomainEventDeregisterAny(conn, id_block) == 0,
+          "deregister");
     virDomainFree(dom);
     virConnectClose(conn);
 }
@@ -190,6 +338,7 @@ int main(void)
     }
     test_shut_off();
     test_running();
+    test_backup();
     test_persistence_and_read_only();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

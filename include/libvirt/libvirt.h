@@ -18,8 +18,9 @@
     ((major) * 1000000 + (minor) * 1000 + (micro) <= LIBVIR_VERSION_NUMBER)
 
 /* Casts a specific domain event callback to the type virConnectDomainEventRegisterAny()
- * takes. */
-#define VIR_DOMAIN_EVENT_CALLBACK(cb) ((virConnectDomainEventGenericCallback)(cb))
+ * takes. The detour through void (*)(void), the generic function pointer type, keeps
+ * -Wcast-function-type quiet in programs that include this header as a user header. */
+#define VIR_DOMAIN_EVENT_CALLBACK(cb) ((virConnectDomainEventGenericCallback)(void (*)(void))(cb))
 
 /* Names of job statistics (virDomainGetJobStats(), the job-completed event). cbindgen
  * cannot emit string constants; the Rust constants of the same names in src/abi/job.rs
