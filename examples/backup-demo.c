@@ -1,0 +1,161 @@
+/*
+ * backup-demo.c: a full and an incremental backup of a real disk through libvirt's API,
+ * on the embedded QEMU driver, printing each step.
+ *
+ * In a temporary folder: a 256 MiB qcow2 image with some data, a domain using it, a full
+ * push backup of the shut-off domain with checkpoint c1 (libvirt itself refuses backups
+ * of shut-off domains), the domain started and written to through its NBD export, an
+ * incremental backup of what changed since c1, and a restore (the incremental rebased
+ * onto the full) compared with the disk.
+ *
+ *   ./build/backup-demo [--keep]
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+static char dir[] = "/tmp/virbackup-demo-XXXXXX";
+static int step;
+static int job_done;
+
+static void say(const char *what)
+{
+    printf("\n[%d] %s\n", ++step, what);
+    fflush(stdout);
+}
+
+static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int shell(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    printf("    $ %s\n", cmd);
+    fflush(stdout);
+    return system(cmd);
+}
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "demo failed: %s: %s\n", what, virGetLastErrorMessage());
+    exit(1);
+}
+
+static void on_job_completed(virConnectPtr conn, virDomainPtr dom, virTypedParameterPtr params, int nparams,
+                             void *opaque)
+{
+    unsigned long long elapsed = 0, total = 0;
+    int success = 0;
+    (void)conn;
+    (void)opaque;
+    virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_TIME_ELAPSED, &elapsed);
+    virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DISK_TOTAL, &total);
+    virTypedParamsGetBoolean(params, nparams, VIR_DOMAIN_JOB_SUCCESS, &success);
+    printf("    event job-completed for domain '%s': success=%d, disk_total=%llu bytes, %llu ms\n",
+           virDomainGetName(dom), success, total, elapsed);
+    job_done = success ? 1 : -1;
+}
+
+/* Starts a backup and runs the event loop until its job-completed event. */
+static void backup(virDomainPtr dom, const char *xml, const char *checkpoint_xml)
+{
+    printf("    virDomainBackupBegin(dom, \"%s\",\n                         \"%s\", 0)\n", xml, checkpoint_xml ? checkpoint_xml : "NULL");
+    job_done = 0;
+    if (virDomainBackupBegin(dom, xml, checkpoint_xml, 0) < 0)
+        fail("virDomainBackupBegin");
+    while (job_done == 0)
+        if (virEventRunDefaultImpl() < 0)
+            fail("virEventRunDefaultImpl");
+    if (job_done < 0)
+        fail("the backup job");
+}
+
+int main(int argc, char **argv)
+{
+    char uri[256], xml[2048], *desc;
+    virConnectPtr conn;
+    virDomainPtr dom;
+    virDomainCheckpointPtr cp;
+    int keep = argc > 1 && strcmp(argv[1], "--keep") == 0;
+
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    say("A 256 MiB qcow2 disk with 64 MiB of data");
+    if (shell("qemu-img create -q -f qcow2 %s/disk.qcow2 256M", dir) ||
+        shell("qemu-io -f qcow2 -c 'write -P 0x11 0 64M' %s/disk.qcow2 >/dev/null", dir))
+        return 1;
+
+    say("Connect to the embedded QEMU driver and define a domain on the disk");
+    snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/root", dir);
+    printf("    virConnectOpen(\"%s\")\n", uri);
+    if (!(conn = virConnectOpen(uri)))
+        fail("virConnectOpen");
+    snprintf(xml, sizeof(xml),
+             "<domain type='kvm'><name>demo</name><memory unit='MiB'>512</memory><os><type>hvm</type></os>"
+             "<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             "<source file='%s/disk.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>",
+             dir);
+    if (!(dom = virDomainDefineXML(conn, xml)))
+        fail("virDomainDefineXML");
+    printf("    domain '%s' defined, shut off\n", virDomainGetName(dom));
+    if (virEventRegisterDefaultImpl() < 0 ||
+        virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_job_completed), NULL, NULL) < 0)
+        fail("event registration");
+
+    say("Full backup of the shut-off domain, creating checkpoint c1 at the same instant");
+    snprintf(xml, sizeof(xml), "<domainbackup><disks><disk name='vda' type='file'><target file='%s/full.qcow2'/>"
+             "</disk></disks></domainbackup>", dir);
+    backup(dom, xml, "<domaincheckpoint><name>c1</name></domaincheckpoint>");
+    shell("qemu-img info -U %s/disk.qcow2 | grep -A6 'bitmaps:'", dir);
+
+    say("Start the domain and write 4 MiB through its NBD export, as a guest would");
+    if (virDomainCreate(dom) < 0)
+        fail("virDomainCreate");
+    if (shell("qemu-io -f raw -c 'write -P 0x22 100M 3M' -c 'write -P 0x33 200M 1M' "
+              "'nbd+unix:///vda?socket=%s/root/run/qemu/demo/nbd.sock' >/dev/null", dir))
+        return 1;
+    if (!(cp = virDomainCheckpointLookupByName(dom, "c1", 0)) ||
+        !(desc = virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE | VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN)))
+        fail("checkpoint c1");
+    printf("    checkpoint c1 with the size of what changed since:\n%s", desc);
+    free(desc);
+    virDomainCheckpointFree(cp);
+
+    say("Incremental backup of the running domain: only what changed since c1");
+    snprintf(xml, sizeof(xml), "<domainbackup><incremental>c1</incremental><disks><disk name='vda' type='file'>"
+             "<target file='%s/inc.qcow2'/></disk></disks></domainbackup>", dir);
+    backup(dom, xml, "<domaincheckpoint><name>c2</name></domaincheckpoint>");
+    if (virDomainDestroy(dom) < 0)
+        fail("virDomainDestroy");
+    printf("    domain stopped\n");
+    shell("ls -s --block-size=K %s/full.qcow2 %s/inc.qcow2", dir, dir);
+
+    say("Restore: the incremental on top of the full, compared with the disk");
+    if (shell("cp %s/inc.qcow2 %s/restored.qcow2 && qemu-img rebase -u -F qcow2 -b %s/full.qcow2 %s/restored.qcow2",
+              dir, dir, dir, dir) ||
+        shell("qemu-img compare %s/restored.qcow2 %s/disk.qcow2", dir, dir)) {
+        fprintf(stderr, "demo failed: the restored image differs from the disk\n");
+        return 1;
+    }
+
+    virDomainFree(dom);
+    virConnectClose(conn);
+    if (keep)
+        printf("\nAll files are in %s\n", dir);
+    else
+        shell("rm -rf %s", dir);
+    printf("\ndemo finished: full + incremental backup restored and identical to the disk\n");
+    return 0;
+}
