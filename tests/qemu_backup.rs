@@ -372,6 +372,16 @@ fn refused_backups_leave_nothing() {
     assert!(driver.checkpoint_lookup_by_name(&dom, "c2", 0).is_err(), "no checkpoint from a refused backup");
     assert_clean(&fixture, &vda, &[], &[&inc]);
 
+    // Encrypted stores are refused rather than written in the clear.
+    let encrypted = format!(
+        "<domainbackup><disks><disk name='vda' type='file'><target file='{}'><encryption format='luks'>\
+         <secret type='passphrase' uuid='0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f'/></encryption></target></disk></disks></domainbackup>",
+        inc.display()
+    );
+    let err = driver.backup_begin(&dom, &encrypted, None, 0).unwrap_err();
+    assert_eq!(err.message, "unsupported configuration: encrypted backup store for disk 'vda' is not supported");
+    assert!(!inc.exists());
+
     // A pull address that cannot be used fails after the copies started: all undone.
     let bad_socket = fixture.image("no/such/dir/b.sock");
     let scratch = fixture.image("s.qcow2");

@@ -387,6 +387,13 @@ impl QemuDriver {
             self.check_new_checkpoint(&dom_def, &checkpoint.def)?;
         }
         let mut def = begin.def;
+        if let Some(disk) = def.disks.iter().find(|d| d.backup && d.encryption.is_some()) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_CONFIG_UNSUPPORTED,
+                format!("encrypted backup store for disk '{}' is not supported", disk.name),
+            ));
+        }
         for disk in def.disks.iter().filter(|d| d.backup) {
             let source = dom_def.disk(&disk.name).expect("aligned disks exist");
             if disk.mode == Some(DiskBackupMode::Incremental) && source.format.as_deref() != Some("qcow2") {
