@@ -150,6 +150,22 @@ fn full_and_two_incrementals(
     assert_eq!(driver.checkpoint_get_parent(dom, "c2", 0).unwrap(), "c1");
 }
 
+/// The names of every dirty bitmap of every node of a QEMU process.
+fn engine_bitmaps(qmp: &Path) -> Vec<String> {
+    let mut monitor = virbackup::engine::qmp::Qmp::connect(qmp, Duration::from_secs(10)).unwrap();
+    let nodes = monitor.execute("query-named-block-nodes", Some(serde_json::json!({"flat": true}))).unwrap();
+    let mut names: Vec<String> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["dirty-bitmaps"].as_array().cloned().unwrap_or_default())
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[test]
 fn shut_off_domain_full_then_two_incrementals() {
     let fixture = Fixture::new();
@@ -179,6 +195,8 @@ fn running_domain_full_then_two_incrementals() {
     let freeze = |name: &str| read_export(&fixture, &socket, "vda", name);
     full_and_two_incrementals(&fixture, driver.as_ref(), &dom, &write, &freeze);
     assert!(driver.domain_is_active(&dom).unwrap());
+    let qmp = fixture.root().join("run/qemu/on/qmp.sock");
+    assert_eq!(engine_bitmaps(&qmp), ["c1", "c2", "c3"], "no temporary bitmap is left");
     driver.domain_destroy(&dom, 0).unwrap();
     assert_eq!(bitmap_names(&vda), ["c1", "c2", "c3"]);
 }
@@ -276,6 +294,7 @@ fn running_domain_pull_shows_the_start_while_the_disk_changes() {
         driver.domain_abort_job(&dom, 0).unwrap_err().message,
         "Requested operation is not valid: no job is active on the domain"
     );
+    assert_eq!(engine_bitmaps(&fixture.root().join("run/qemu/pull/qmp.sock")), ["c1", "c2"]);
     // The checkpoint made with it stays, and the domain's own export still works.
     assert_eq!(driver.checkpoint_get_parent(&dom, "c2", 0).unwrap(), "c1");
     write_nbd(&disk_socket, "vda", 0x79, 0, 4096);
@@ -498,6 +517,11 @@ fn child_abort_mid_push() {
         assert!(!target.exists(), "the partial target is removed");
         assert!(driver.checkpoint_lookup_by_name(&dom, "c1", 0).is_err(), "and the checkpoint made with it");
         assert_eq!(driver.domain_is_active(&dom).unwrap(), running);
+        if running {
+            let qmp = PathBuf::from(child_env("VB_CHILD_URI").split("root=").nth(1).unwrap())
+                .join(format!("run/qemu/{name}/qmp.sock"));
+            assert!(engine_bitmaps(&qmp).is_empty(), "neither the checkpoint's nor a temporary bitmap is left");
+        }
         // The domain is usable: the next backup runs to the end.
         driver.backup_begin(&dom, &push_xml(&target, None), Some(&checkpoint("c1")), 0).unwrap();
         assert_eq!(wait_job(driver.as_ref(), &dom).job_type, 3);
@@ -586,4 +610,57 @@ fn a_job_outlives_the_process_that_began_it() {
         }
         assert_eq!(bitmap_names(&vda), ["c1"]);
     }
+}
+
+#[test]
+fn adopted_qemu_backs_up_through_its_own_monitor() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let vda = fixture.create_image("adopt.qcow2", "qcow2", "64M");
+    write_pattern(&vda, "qcow2", 0x21, 0, 4 * MIB);
+    let qmp = fixture.dir.path().join("platform.sock");
+    let disks = [virbackup::engine::EngineDisk {
+        target: "vda".into(),
+        path: vda.clone(),
+        format: "qcow2".into(),
+        read_only: false,
+    }];
+    let pidfile = fixture.dir.path().join("platform.pid");
+    let pid = virbackup::engine::daemon::start(&virbackup::engine::daemon::DaemonConfig {
+        qmp: &qmp,
+        pidfile: &pidfile,
+        disks: &disks,
+        nbd: None,
+        events: None,
+    })
+    .unwrap();
+    let xml = fixture.domain_xml("adopt", &[("vda", &vda, "qcow2")]).replacen(
+        "</name>",
+        &format!("</name><metadata><vb:engine xmlns:vb='urn:virbackup:domain:1' qmp='{}'/></metadata>", qmp.display()),
+        1,
+    );
+    let dom = driver.domain_define_xml(&xml, 0).unwrap();
+    assert!(driver.domain_is_active(&dom).unwrap());
+
+    // Push: the job runs in the platform's QEMU; its end is found by polling its monitor.
+    let full = fixture.image("full.qcow2");
+    driver.backup_begin(&dom, &push_xml(&full, None), Some(&checkpoint("a1")), 0).unwrap();
+    assert_eq!(wait_job(driver.as_ref(), &dom).job_type, 3);
+    assert!(compare(&full, &vda));
+
+    // Pull: an NBD server is started in the platform's QEMU for the job, and stopped after.
+    let socket = fixture.image("b.sock");
+    let scratch = fixture.image("s.qcow2");
+    driver.backup_begin(&dom, &pull_xml(&socket, &scratch, Some("a1")), None, 0).unwrap();
+    assert!(dirty(&nbd_map(&socket, "vda", "qemu:dirty-bitmap:backup-vda")).is_empty(), "nothing changed since a1");
+    driver.domain_abort_job(&dom, 0).unwrap();
+    assert_eq!(wait_job(driver.as_ref(), &dom).job_type, 3);
+    assert!(!scratch.exists() && !socket.exists());
+    assert_eq!(engine_bitmaps(&qmp), ["a1"]);
+    assert!(virbackup::engine::daemon::alive(pid), "the platform's QEMU keeps running");
+    let mut monitor = virbackup::engine::qmp::Qmp::connect(&qmp, Duration::from_secs(10)).unwrap();
+    let _ = monitor.execute("quit", None);
+    drop(monitor);
+    assert!(virbackup::engine::daemon::wait_gone(pid, Duration::from_secs(10)));
+    assert_eq!(bitmap_names(&vda), ["a1"]);
 }
