@@ -879,7 +879,9 @@ impl QemuDriver {
                 && domain.checkpoints.get(name).is_ok()
             {
                 if !checkpoint_bitmaps_removed {
-                    let _ = self.remove_bitmaps_if_present(domain, name);
+                    // After a dead daemon a new bitmap may never have reached the image.
+                    let checkpoint = domain.checkpoints.get(name)?.clone();
+                    let _ = self.remove_bitmaps(domain, &[checkpoint], true);
                 }
                 self.delete_checkpoint_metadata(domain, layout, name, 0)?;
             }
@@ -899,29 +901,6 @@ impl QemuDriver {
         if let Some(proxy) = proxy {
             proxy.stop();
         }
-    }
-
-    /// Removes a checkpoint's bitmaps where they exist (after its engine died, a bitmap
-    /// it added may never have reached the image).
-    fn remove_bitmaps_if_present(&self, domain: &QemuDomain, name: &str) -> Result<()> {
-        let checkpoint = domain.checkpoints.get(name)?.clone();
-        let disks = engine_disks(domain.def())?;
-        let mut session = self.session(domain, &disks)?;
-        let result = (|| {
-            let present = session.bitmaps()?;
-            let mut actions = Vec::new();
-            for (target, bitmap) in bitmap_disks(&checkpoint, domain.def()) {
-                if present.get(target).is_some_and(|list| list.iter().any(|b| b.name == bitmap)) {
-                    actions.push(json!({
-                        "type": "block-dirty-bitmap-remove",
-                        "data": {"node": session.node(target)?, "name": bitmap},
-                    }));
-                }
-            }
-            session.transaction(actions)
-        })();
-        let finished = self.finish(domain, session);
-        result.and(finished)
     }
 }
 

@@ -918,7 +918,7 @@ impl Driver for QemuDriver {
             let created_bitmaps = flags & redefine == 0;
             if let Err(e) = self.save_checkpoint(domain.name(), &prepared.def) {
                 if created_bitmaps {
-                    let _ = self.remove_bitmaps(domain, std::slice::from_ref(&prepared.def));
+                    let _ = self.remove_bitmaps(domain, std::slice::from_ref(&prepared.def), false);
                 }
                 return Err(e);
             }
@@ -987,7 +987,7 @@ impl Driver for QemuDriver {
                 // Work out what will go, and remove the bitmaps first: if that fails,
                 // nothing changes.
                 let doomed = domain.checkpoints.to_be_deleted(name, flags)?;
-                self.remove_bitmaps(domain, &doomed)?;
+                self.remove_bitmaps(domain, &doomed, false)?;
             }
             self.delete_checkpoint_metadata(&mut inner.domains[at], layout, name, flags)
         })
@@ -1074,8 +1074,9 @@ impl QemuDriver {
     }
 
     /// Removes the bitmaps of the given checkpoints in one transaction. A bitmap that is
-    /// missing is libvirt's error, and nothing is removed then.
-    fn remove_bitmaps(&self, domain: &QemuDomain, defs: &[CheckpointDef]) -> Result<()> {
+    /// missing is libvirt's error, and nothing is removed then; unless `skip_missing`
+    /// (cleaning up after a daemon that died before a new bitmap reached the image).
+    fn remove_bitmaps(&self, domain: &QemuDomain, defs: &[CheckpointDef], skip_missing: bool) -> Result<()> {
         let dom_def = domain.def();
         let wanted: Vec<(&str, &str)> = defs.iter().flat_map(|d| bitmap_disks(d, dom_def)).collect();
         if wanted.is_empty() {
@@ -1088,6 +1089,9 @@ impl QemuDriver {
             let mut actions = Vec::new();
             for (target, bitmap) in &wanted {
                 if !present.get(*target).is_some_and(|list| list.iter().any(|b| b.name == *bitmap)) {
+                    if skip_missing {
+                        continue;
+                    }
                     return Err(Error::internal(
                         FROM,
                         format!("bitmap '{bitmap}' not found in backing chain of '{target}'"),
