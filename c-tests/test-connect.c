@@ -192,11 +192,70 @@ static void test_domains(void)
     virConnectClose(c);
 }
 
+/* The test driver's backup lifecycle, with its events. */
+static int completed_events, completed_success = -1, loop_timed_out;
+
+static void on_completed(virConnectPtr conn, virDomainPtr dom, virTypedParameterPtr params, int nparams, void *opaque)
+{
+    (void)conn;
+    (void)dom;
+    (void)opaque;
+    completed_events++;
+    virTypedParamsGetBoolean(params, nparams, VIR_DOMAIN_JOB_SUCCESS, &completed_success);
+}
+
+static void on_loop_timeout(int timer, void *opaque)
+{
+    (void)timer;
+    (void)opaque;
+    loop_timed_out = 1;
+}
+
+static int run_loop_until(int events)
+{
+    int timer = virEventAddTimeout(10000, on_loop_timeout, NULL, NULL);
+    loop_timed_out = 0;
+    while (completed_events < events && !loop_timed_out)
+        virEventRunDefaultImpl();
+    virEventRemoveTimeout(timer);
+    return completed_events >= events;
+}
+
+static void test_backup_lifecycle(void)
+{
+    virConnectPtr c = virConnectOpen("test:///default");
+    virDomainPtr d = virDomainLookupByName(c, "test");
+    virDomainJobInfo info;
+    char *xml;
+    int id;
+
+    CHECK(virEventRegisterDefaultImpl() == 0, "event loop");
+    id = virConnectDomainEventRegisterAny(c, d, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                                          VIR_DOMAIN_EVENT_CALLBACK(on_completed), NULL, NULL);
+    CHECK(id >= 0, "register JOB_COMPLETED");
+    CHECK(virDomainBackupBegin(d, "<domainbackup/>", "<domaincheckpoint><name>bk1</name></domaincheckpoint>", 0) == 0,
+          "a push backup of the fictional disk");
+    CHECK(run_loop_until(1) && completed_success == 1, "ends at once, with its event");
+    CHECK(virDomainListAllCheckpoints(d, NULL, 0) == 1, "and its checkpoint");
+    CHECK(virDomainBackupBegin(d, "<domainbackup mode='pull'><server transport='unix' socket='/tmp/vb-test.sock'/></domainbackup>",
+                               NULL, 0) == 0,
+          "a pull backup");
+    xml = virDomainBackupGetXMLDesc(d, 0);
+    CHECK(xml && strstr(xml, "exportname='vda'"), "its XML");
+    free(xml);
+    CHECK(virDomainGetJobInfo(d, &info) == 0 && info.type == VIR_DOMAIN_JOB_UNBOUNDED, "runs until aborted");
+    CHECK(virDomainAbortJob(d) == 0 && run_loop_until(2) && completed_success == 1, "abort ends it successfully");
+    CHECK(virConnectDomainEventDeregisterAny(c, id) == 0, "deregister");
+    virDomainFree(d);
+    virConnectClose(c);
+}
+
 int main(void)
 {
     virSetErrorFunc(NULL, quiet);
     test_open();
     test_refcounts();
     test_domains();
+    test_backup_lifecycle();
     return tap_done();
 }

@@ -323,6 +323,13 @@ fn shut_off_domain_pull_serves_the_disk_until_aborted() {
     assert!(!scratch.exists() && !socket.exists());
     // The job's daemon wrote the new bitmap into the image when it quit.
     assert_eq!(bitmap_names(&vda), ["during"]);
+    // A scratch image the caller made (REUSE_EXTERNAL) is used and left in place.
+    run("qemu-img", &["create", "-q", "-f", "qcow2", scratch.to_str().unwrap(), "64M"]);
+    driver.backup_begin(&dom, &pull_xml(&socket, &scratch, Some("during")), None, 1).unwrap();
+    assert!(dirty(&nbd_map(&socket, "vda", "qemu:dirty-bitmap:backup-vda")).is_empty());
+    driver.domain_abort_job(&dom, 0).unwrap();
+    assert_eq!(wait_job(driver.as_ref(), &dom).job_type, 3);
+    assert!(scratch.exists(), "the caller's scratch image stays");
     driver.domain_create(&dom, 0).unwrap();
     driver.domain_destroy(&dom, 0).unwrap();
 }

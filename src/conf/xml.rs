@@ -275,6 +275,11 @@ fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
             return Err(format!("invalid attribute name '{key}'"));
         }
         let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|e| e.to_string())?;
+        // Literal characters were checked with the whole document; this catches character
+        // references to ones XML does not allow (`&#1;`, `&#xFFFF;`).
+        if let Some(c) = value.chars().find(|&c| !is_xml_char(c)) {
+            return Err(format!("xmlParseCharRef: invalid xmlChar value {}", c as u32));
+        }
         element.attrs.push((key, value.into_owned()));
     }
     Ok(element)
@@ -476,6 +481,8 @@ mod tests {
             ("<a/>trailing", 1),
             ("<a>\u{1}</a>", 1),
             ("<a>&#1;</a>", 1),
+            ("<a x='&#1;'/>", 1),
+            ("<a x='&#xFFFF;'/>", 1),
             ("<a><\r\r/></a>", 1),
             ("<a><1b/></a>", 1),
             ("<a b\u{7f}c='1'/>", 1),
