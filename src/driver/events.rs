@@ -1,15 +1,30 @@
 //! Domain events on their way from the drivers to the event loop of the C API.
 //!
-//! Drivers [`emit`] events as things happen (a job ends); the C API's event loop
-//! ([`wait`]) takes them and calls the callbacks applications registered. Events are only
-//! kept while someone listens ([`set_listening`]), and never more than [`MAX_QUEUED`], so
-//! a program that registers no callback pays nothing.
+//! Drivers [`emit`] events as things happen (a job ends), from whatever thread they run
+//! on; the C API [`take`]s them from the thread of an event loop and calls the callbacks
+//! applications registered. Events are only kept while someone listens
+//! ([`set_listening`]), and never more than [`MAX_QUEUED`], so a program that registers
+//! no callback pays nothing.
+//!
+//! An event loop learns that events wait in two ways, both raised when the queue stops
+//! being empty:
+//!
+//! * the descriptor of [`wake_fd`] becomes readable, so a loop that polls descriptors
+//!   (the default loop, or an application's loop through a watch) wakes up;
+//! * the hook given to [`set_notify`] runs, for loops that can only be told through a
+//!   function call (an application's loop without descriptor watches).
+//!
+//! [`take`] clears both signals, so the descriptor stays readable exactly while events
+//! wait (and, rarely, once more for an empty queue).
 
 use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Mutex, RwLock};
 
 use super::{DomainId, TypedParams};
 
@@ -34,80 +49,119 @@ pub struct DomainEvent {
     pub kind: EventKind,
 }
 
-struct Queue {
-    events: Mutex<Pending>,
-    ready: Condvar,
-}
-
 struct Pending {
     events: VecDeque<DomainEvent>,
-    /// Bumped by [`interrupt`], so that a waiting loop looks at its timers again.
-    interrupts: u64,
+    /// Whether the loop has been told (a byte written, the hook called) since the last
+    /// [`take`].
+    signalled: bool,
 }
 
-static QUEUE: Queue =
-    Queue { events: Mutex::new(Pending { events: VecDeque::new(), interrupts: 0 }), ready: Condvar::new() };
+static QUEUE: Mutex<Pending> = Mutex::new(Pending { events: VecDeque::new(), signalled: false });
 static LISTENING: AtomicBool = AtomicBool::new(false);
+static NOTIFY: RwLock<Option<fn()>> = RwLock::new(None);
+
+/// The wake-up socket pair: the loop polls the first, [`emit`] writes to the second. Both
+/// are non-blocking. `None` when the process could not create it (out of descriptors).
+static WAKE: OnceLock<Option<(UnixStream, UnixStream)>> = OnceLock::new();
+
+fn wake_pair() -> Option<&'static (UnixStream, UnixStream)> {
+    WAKE.get_or_init(|| {
+        let (reader, writer) = UnixStream::pair().ok()?;
+        reader.set_nonblocking(true).ok()?;
+        writer.set_nonblocking(true).ok()?;
+        Some((reader, writer))
+    })
+    .as_ref()
+}
 
 /// The identity events of a driver carry.
 pub fn driver_key<T: ?Sized>(driver: &T) -> usize {
     driver as *const T as *const () as usize
 }
 
+/// The descriptor that is readable while events wait for [`take`]: an event loop polls
+/// it for reading. `None` when it could not be created.
+pub fn wake_fd() -> Option<BorrowedFd<'static>> {
+    wake_pair().map(|(reader, _)| reader.as_fd())
+}
+
+/// Sets (or with `None` removes) the function [`emit`] calls, on the emitting thread, when
+/// events start waiting.
+pub fn set_notify(hook: Option<fn()>) {
+    *NOTIFY.write() = hook;
+}
+
 /// Says whether anyone will take events (the C API knows its registrations).
 pub fn set_listening(on: bool) {
     LISTENING.store(on, Ordering::Release);
     if !on {
-        QUEUE.events.lock().events.clear();
+        let mut pending = QUEUE.lock();
+        pending.events.clear();
+        clear_signal(&mut pending);
     }
 }
 
-/// Queues an event for the loop, when someone listens.
+/// Queues an event for the loop, when someone listens, and wakes the loop.
 pub fn emit(event: DomainEvent) {
     if !LISTENING.load(Ordering::Acquire) {
         return;
     }
-    let mut pending = QUEUE.events.lock();
-    if pending.events.len() >= MAX_QUEUED {
-        pending.events.pop_front();
+    let notify = {
+        let mut pending = QUEUE.lock();
+        if pending.events.len() >= MAX_QUEUED {
+            pending.events.pop_front();
+        }
+        pending.events.push_back(event);
+        if pending.signalled {
+            false
+        } else {
+            pending.signalled = true;
+            if let Some((_, writer)) = wake_pair() {
+                // A full socket is already readable: nothing is lost when this fails.
+                let _ = Write::write(&mut &*writer, &[1]);
+            }
+            true
+        }
+    };
+    if notify && let Some(hook) = *NOTIFY.read() {
+        hook();
     }
-    pending.events.push_back(event);
-    QUEUE.ready.notify_all();
 }
 
-/// Waits until events are queued, `deadline` passes or [`interrupt`] is called, and
-/// takes the queued events.
-pub fn wait(deadline: Option<Instant>) -> Vec<DomainEvent> {
-    let mut pending = QUEUE.events.lock();
-    let interrupts = pending.interrupts;
-    while pending.events.is_empty() && pending.interrupts == interrupts {
-        match deadline {
-            Some(at) => {
-                if QUEUE.ready.wait_until(&mut pending, at).timed_out() {
-                    break;
-                }
-            }
-            None => QUEUE.ready.wait(&mut pending),
-        }
-    }
+/// Takes the queued events, oldest first, and clears the wake-up signals.
+pub fn take() -> Vec<DomainEvent> {
+    let mut pending = QUEUE.lock();
+    clear_signal(&mut pending);
     pending.events.drain(..).collect()
 }
 
-/// Wakes a waiting loop without an event (after a timer changed).
-pub fn interrupt() {
-    QUEUE.events.lock().interrupts += 1;
-    QUEUE.ready.notify_all();
+fn clear_signal(pending: &mut Pending) {
+    if !pending.signalled {
+        return;
+    }
+    pending.signalled = false;
+    if let Some((reader, _)) = wake_pair() {
+        let mut buf = [0u8; 64];
+        loop {
+            match Read::read(&mut &*reader, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
 }
 
-/// A short deadline from now, for callers that poll.
-pub fn after(timeout: Duration) -> Instant {
-    Instant::now() + timeout
-}
+/// Serializes the tests, here and in the C API, that use the process-wide queue.
+#[cfg(test)]
+pub static TEST_SERIAL: Mutex<()> = Mutex::new(());
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::uuid::Uuid;
+    use std::sync::atomic::AtomicUsize;
 
     fn event(n: i32) -> DomainEvent {
         DomainEvent {
@@ -117,30 +171,61 @@ mod tests {
         }
     }
 
+    /// Reads what the wake-up descriptor holds, without waiting (through a second handle
+    /// of the same socket).
+    fn wake_bytes() -> usize {
+        let mut reader = wake_pair().unwrap().0.try_clone().unwrap();
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while let Ok(k) = reader.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    }
+
+    static HOOK_CALLS: AtomicUsize = AtomicUsize::new(0);
+    fn hook() {
+        HOOK_CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+
     // One test touches the process-wide queue, so the steps cannot race each other.
     #[test]
-    fn queue_only_while_listening_and_bounded() {
+    fn queue_only_while_listening_bounded_and_signalled_once() {
+        let _serial = TEST_SERIAL.lock();
+        assert!(wake_fd().is_some());
         set_listening(false);
         emit(event(1));
-        assert!(wait(Some(after(Duration::from_millis(10)))).is_empty());
+        assert!(take().is_empty());
+        assert_eq!(wake_bytes(), 0, "nothing signalled while nobody listens");
+
         set_listening(true);
+        set_notify(Some(hook));
+        let calls = HOOK_CALLS.load(Ordering::SeqCst);
         emit(event(2));
         emit(event(3));
-        let got = wait(None);
+        assert_eq!(HOOK_CALLS.load(Ordering::SeqCst), calls + 1, "the hook runs once per batch");
+        assert_eq!(wake_bytes(), 1, "one byte per batch");
+        let got = take();
         assert_eq!(got.iter().map(|e| e.domain.id).collect::<Vec<_>>(), [2, 3]);
+        emit(event(4));
+        assert_eq!(HOOK_CALLS.load(Ordering::SeqCst), calls + 2, "signalled again after take");
+        set_notify(None);
+        assert_eq!(take().len(), 1);
+        assert_eq!(wake_bytes(), 0, "take drains the descriptor");
+
         for n in 0..(MAX_QUEUED as i32 + 5) {
             emit(event(n));
         }
-        let got = wait(None);
+        let got = take();
         assert_eq!(got.len(), MAX_QUEUED);
         assert_eq!(got[0].domain.id, 5);
-        // An interrupt ends a wait without events.
-        let waiter = std::thread::spawn(|| wait(None));
-        while !waiter.is_finished() {
-            interrupt();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(waiter.join().unwrap().is_empty());
+
+        emit(event(9));
         set_listening(false);
+        assert!(take().is_empty(), "events are dropped when the last listener goes");
+        assert_eq!(wake_bytes(), 0);
     }
 }
