@@ -78,3 +78,29 @@ pub unsafe extern "C" fn virFree(ptrptr: *mut std::ffi::c_void) {
         *slot = ptr::null_mut();
     }
 }
+
+/// Copies `items` into the caller's array of `char *` slots, each a new `malloc()`
+/// string, and returns how many. On failure the strings already copied are released and
+/// the slots are left as they were.
+///
+/// # Safety
+/// `slots` must point to at least `items.len()` writable pointers.
+pub unsafe fn fill_strings(slots: *mut *mut c_char, items: &[&str]) -> Result<usize> {
+    for (i, item) in items.iter().enumerate() {
+        match malloc_string(item) {
+            // SAFETY: `i < items.len()`, inside the caller's array (contract).
+            Ok(copy) => unsafe { *slots.add(i) = copy },
+            Err(e) => {
+                for j in 0..i {
+                    // SAFETY: slot `j` holds a string this loop allocated.
+                    unsafe {
+                        free(*slots.add(j));
+                        *slots.add(j) = ptr::null_mut();
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(items.len())
+}

@@ -1,15 +1,16 @@
 //! Library and connection entry points (`libvirt.c`, `libvirt-host.c`).
 
-use std::ffi::{c_char, c_int, c_uint, c_ulong};
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use std::ptr;
 use std::sync::Arc;
 
-use super::alloc::{malloc_null_terminated, malloc_string};
-use super::handles::{Connection, DomainRef, Handle};
+use super::alloc::{fill_strings, malloc_null_terminated, malloc_string};
+use super::handles::{CloseCallback, Connection, DomainRef, Handle};
+use super::stubs::Number;
 use super::{Call, entry, sys};
 use crate::abi::{
-    LIBVIR_VERSION_NUMBER, virConnectAuth, virConnectAuthPtr, virConnectCredentialType as Cred, virConnectFlags,
-    virConnectPtr, virDomainPtr,
+    LIBVIR_VERSION_NUMBER, virConnectAuth, virConnectAuthPtr, virConnectCloseFunc, virConnectCredentialType as Cred,
+    virConnectFlags, virConnectListAllDomainsFlags as ListFlags, virConnectPtr, virDomainPtr, virFreeCallback,
 };
 use crate::driver;
 use crate::error::{Domain, Error, Result};
@@ -334,6 +335,74 @@ pub unsafe extern "C" fn virConnectNumOfDomains(conn: virConnectPtr) -> c_int {
     })
 }
 
+/// Writes the ids of up to `maxids` active domains into `ids`; returns how many.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle; `ids` NULL or `maxids` writable slots.
+///
+/// Since: 0.0.3
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virConnectListDomains(conn: virConnectPtr, ids: *mut c_int, maxids: c_int) -> c_int {
+    entry(FROM_HOST, "virConnectListDomains", |call| {
+        // SAFETY: forwarded from the contract.
+        let conn = unsafe { call.conn(conn)? };
+        call.array(ids, i128::from(maxids), "ids")?;
+        call.number(i128::from(maxids), Number::NonNegative, "maxids")?;
+        let active = conn.driver.connect_list_all_domains(ListFlags::VIR_CONNECT_LIST_DOMAINS_ACTIVE as c_uint)?;
+        let wanted = active.iter().take(usize::try_from(maxids).unwrap_or(0));
+        let mut written = 0;
+        for dom in wanted {
+            // SAFETY: `written < maxids`, inside the caller's array.
+            unsafe { *ids.add(written) = dom.id };
+            written += 1;
+        }
+        Ok(c_int::try_from(written).unwrap_or(c_int::MAX))
+    })
+}
+
+/// Returns the number of defined but inactive domains, or -1.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle.
+///
+/// Since: 0.1.5
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virConnectNumOfDefinedDomains(conn: virConnectPtr) -> c_int {
+    entry(FROM_HOST, "virConnectNumOfDefinedDomains", |call| {
+        // SAFETY: forwarded from the contract.
+        let conn = unsafe { call.conn(conn)? };
+        let inactive = conn.driver.connect_list_all_domains(ListFlags::VIR_CONNECT_LIST_DOMAINS_INACTIVE as c_uint)?;
+        Ok(c_int::try_from(inactive.len()).unwrap_or(c_int::MAX))
+    })
+}
+
+/// Writes the names of up to `maxnames` defined but inactive domains into `names` (each
+/// freed by the caller with `free()`); returns how many.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle; `names` NULL or `maxnames` writable slots.
+///
+/// Since: 0.1.1
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virConnectListDefinedDomains(
+    conn: virConnectPtr,
+    names: *mut *mut c_char,
+    maxnames: c_int,
+) -> c_int {
+    entry(FROM_HOST, "virConnectListDefinedDomains", |call| {
+        // SAFETY: forwarded from the contract.
+        let conn = unsafe { call.conn(conn)? };
+        call.array(names, i128::from(maxnames), "names")?;
+        call.number(i128::from(maxnames), Number::NonNegative, "maxnames")?;
+        let inactive = conn.driver.connect_list_all_domains(ListFlags::VIR_CONNECT_LIST_DOMAINS_INACTIVE as c_uint)?;
+        let wanted: Vec<&str> =
+            inactive.iter().take(usize::try_from(maxnames).unwrap_or(0)).map(|d| d.name.as_str()).collect();
+        // SAFETY: `names` has `maxnames` slots and `wanted` is no longer.
+        let written = unsafe { fill_strings(names, &wanted)? };
+        Ok(c_int::try_from(written).unwrap_or(c_int::MAX))
+    })
+}
+
 /// The credential types the default authentication parameters list.
 static mut DEFAULT_AUTH_CREDTYPES: [c_int; 6] = [
     Cred::VIR_CRED_AUTHNAME as c_int,
@@ -357,3 +426,57 @@ static mut DEFAULT_AUTH: virConnectAuth = virConnectAuth {
 /// Since: 0.4.0
 #[unsafe(no_mangle)]
 pub static mut virConnectAuthPtrDefault: virConnectAuthPtr = &raw mut DEFAULT_AUTH;
+
+/// Registers a function to call when the connection closes unexpectedly. The drivers
+/// here run in the calling process and never lose their connection, so it is never
+/// called; `freecb` releases `opaque` when the callback is unregistered or the
+/// connection goes. Returns 0, or -1 for an invalid connection or a NULL `cb`.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle.
+///
+/// Since: 0.10.0
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virConnectRegisterCloseCallback(
+    conn: virConnectPtr,
+    cb: virConnectCloseFunc,
+    opaque: *mut c_void,
+    freecb: virFreeCallback,
+) -> c_int {
+    entry(FROM_HOST, "virConnectRegisterCloseCallback", |call| {
+        // SAFETY: forwarded from the contract.
+        let conn = unsafe { call.conn(conn)? };
+        call.present(cb.is_some(), "cb")?;
+        let new = CloseCallback { cb, opaque: opaque as usize, free: freecb };
+        let old = conn.close_callback.lock().replace(new);
+        if let Some(old) = old {
+            old.release();
+        }
+        Ok(0)
+    })
+}
+
+/// Unregisters the close callback (`cb` must be the registered one to have an effect).
+/// Returns 0, or -1 for an invalid connection or a NULL `cb`.
+///
+/// # Safety
+/// `conn` must be NULL or a connection handle.
+///
+/// Since: 0.10.0
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virConnectUnregisterCloseCallback(conn: virConnectPtr, cb: virConnectCloseFunc) -> c_int {
+    entry(FROM_HOST, "virConnectUnregisterCloseCallback", |call| {
+        // SAFETY: forwarded from the contract.
+        let conn = unsafe { call.conn(conn)? };
+        call.present(cb.is_some(), "cb")?;
+        let removed = {
+            let mut slot = conn.close_callback.lock();
+            let same = slot.as_ref().is_some_and(|c| c.cb.map(|f| f as usize) == cb.map(|f| f as usize));
+            if same { slot.take() } else { None }
+        };
+        if let Some(callback) = removed {
+            callback.release();
+        }
+        Ok(0)
+    })
+}

@@ -7,8 +7,8 @@ use super::alloc::malloc_string;
 use super::entry;
 use super::handles::{DomainHandle, DomainRef, Handle};
 use crate::abi::{
-    VIR_UUID_BUFLEN, VIR_UUID_STRING_BUFLEN, virConnectPtr, virDomainInfo, virDomainInfoPtr, virDomainPtr,
-    virDomainXMLFlags,
+    VIR_UUID_BUFLEN, VIR_UUID_STRING_BUFLEN, virConnectPtr, virDomainBlockInfo, virDomainBlockInfoPtr, virDomainInfo,
+    virDomainInfoPtr, virDomainMemoryStatPtr, virDomainPtr, virDomainXMLFlags,
 };
 use crate::error::{Code, Domain, Error};
 use crate::uuid::Uuid;
@@ -481,7 +481,9 @@ pub unsafe extern "C" fn virDomainDestroyFlags(domain: virDomainPtr, flags: c_ui
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn virDomainShutdown(domain: virDomainPtr) -> c_int {
     // SAFETY: forwarded from the contract.
-    unsafe { change(domain, "virDomainShutdown", |d| d.conn.driver.domain_shutdown(&d.id, 0)) }
+    unsafe {
+        change(domain, "virDomainShutdown", |d| d.conn.driver.domain_shutdown(&d.id, 0).map(|()| d.set_live_id(-1)))
+    }
 }
 
 /// Asks a domain to shut down (`virDomainShutdownFlagValues`). Returns 0 or -1.
@@ -493,7 +495,197 @@ pub unsafe extern "C" fn virDomainShutdown(domain: virDomainPtr) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn virDomainShutdownFlags(domain: virDomainPtr, flags: c_uint) -> c_int {
     // SAFETY: forwarded from the contract.
-    unsafe { change(domain, "virDomainShutdownFlags", |d| d.conn.driver.domain_shutdown(&d.id, flags)) }
+    unsafe {
+        change(domain, "virDomainShutdownFlags", |d| {
+            d.conn.driver.domain_shutdown(&d.id, flags).map(|()| d.set_live_id(-1))
+        })
+    }
 }
 
 static_assertions::assert_eq_size!(virDomainPtr, *mut DomainHandle);
+
+/// Stores in `autostart` whether the domain starts when its driver does (1) or not (0).
+/// Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle; `autostart` NULL or writable.
+///
+/// Since: 0.2.1
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainGetAutostart(domain: virDomainPtr, autostart: *mut c_int) -> c_int {
+    entry(FROM, "virDomainGetAutostart", |call| {
+        // SAFETY: forwarded from the contract.
+        let dom = unsafe { call.domain(domain)? };
+        call.non_null(autostart, "autostart")?;
+        let on = dom.conn.driver.domain_get_autostart(&dom.id)?;
+        // SAFETY: `autostart` is non-NULL and writable.
+        unsafe { *autostart = c_int::from(on) };
+        Ok(0)
+    })
+}
+
+/// Marks a persistent domain to start with its driver (`autostart` non-zero) or not.
+/// Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle.
+///
+/// Since: 0.2.1
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainSetAutostart(domain: virDomainPtr, autostart: c_int) -> c_int {
+    entry(FROM, "virDomainSetAutostart", |call| {
+        // SAFETY: forwarded from the contract.
+        let dom = unsafe { call.domain(domain)? };
+        call.read_only()?;
+        dom.conn.driver.domain_set_autostart(&dom.id, autostart != 0)?;
+        Ok(0)
+    })
+}
+
+/// The shared body of `virDomainFSFreeze()` and `virDomainFSThaw()`.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle; `mountpoints` NULL or `nmountpoints`
+/// strings.
+unsafe fn fs_freeze_or_thaw(
+    api: &'static str,
+    domain: virDomainPtr,
+    mountpoints: *mut *const c_char,
+    nmountpoints: c_uint,
+    flags: c_uint,
+    freeze: bool,
+) -> c_int {
+    entry(FROM, api, |call| {
+        // SAFETY: forwarded from the contract.
+        let dom = unsafe { call.domain(domain)? };
+        call.read_only()?;
+        // SAFETY: forwarded from the contract.
+        let points = unsafe { call.strings(mountpoints, nmountpoints, "mountpoints")? };
+        let driver = &dom.conn.driver;
+        if freeze {
+            driver.domain_fs_freeze(&dom.id, &points, flags)
+        } else {
+            driver.domain_fs_thaw(&dom.id, &points, flags)
+        }
+    })
+}
+
+/// Freezes the guest's file systems (all, or those at `mountpoints`) through its guest
+/// agent, for a consistent backup. Returns the number frozen, or -1 (a domain without a
+/// guest agent fails with libvirt's agent errors).
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle; `mountpoints` NULL or `nmountpoints`
+/// NUL-terminated strings.
+///
+/// Since: 1.2.5
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainFSFreeze(
+    domain: virDomainPtr,
+    mountpoints: *mut *const c_char,
+    nmountpoints: c_uint,
+    flags: c_uint,
+) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { fs_freeze_or_thaw("virDomainFSFreeze", domain, mountpoints, nmountpoints, flags, true) }
+}
+
+/// Thaws what `virDomainFSFreeze()` froze. Returns the number thawed, or -1.
+///
+/// # Safety
+/// As for `virDomainFSFreeze()`.
+///
+/// Since: 1.2.5
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainFSThaw(
+    domain: virDomainPtr,
+    mountpoints: *mut *const c_char,
+    nmountpoints: c_uint,
+    flags: c_uint,
+) -> c_int {
+    // SAFETY: forwarded from the contract.
+    unsafe { fs_freeze_or_thaw("virDomainFSThaw", domain, mountpoints, nmountpoints, flags, false) }
+}
+
+/// Fills `info` with the size of a disk (named by target or source path): what the
+/// guest sees (`capacity`), what the image holds (`allocation`) and the size of its
+/// file or device (`physical`), in bytes. Returns 0 or -1.
+///
+/// # Safety
+/// `domain` must be NULL or a domain handle; `disk` NULL or a NUL-terminated string;
+/// `info` NULL or writable.
+///
+/// Since: 0.8.1
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainGetBlockInfo(
+    domain: virDomainPtr,
+    disk: *const c_char,
+    info: virDomainBlockInfoPtr,
+    flags: c_uint,
+) -> c_int {
+    if !info.is_null() {
+        // SAFETY: `info` is writable (contract).
+        unsafe { info.write(virDomainBlockInfo { capacity: 0, allocation: 0, physical: 0 }) };
+    }
+    entry(FROM, "virDomainGetBlockInfo", |call| {
+        // SAFETY: forwarded from the contract.
+        let dom = unsafe { call.domain(domain)? };
+        // SAFETY: forwarded from the contract.
+        unsafe { call.non_empty(disk, "disk")? };
+        call.non_null(info, "info")?;
+        // SAFETY: checked non-NULL and NUL-terminated above.
+        let disk = unsafe { call.string(disk, "disk")? };
+        let found = dom.conn.driver.domain_get_block_info(&dom.id, disk, flags)?;
+        // SAFETY: `info` is non-NULL and writable.
+        unsafe {
+            info.write(virDomainBlockInfo {
+                capacity: found.capacity,
+                allocation: found.allocation,
+                physical: found.physical,
+            })
+        };
+        Ok(0)
+    })
+}
+
+/// An old name of `virDomainCreateXML()`, which it calls (its errors name that call).
+///
+/// # Safety
+/// As for `virDomainCreateXML()`.
+///
+/// Since: 0.0.3
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainCreateLinux(
+    conn: virConnectPtr,
+    xmlDesc: *const c_char,
+    flags: c_uint,
+) -> virDomainPtr {
+    // SAFETY: forwarded from the contract.
+    unsafe { super::generated::virDomainCreateXML(conn, xmlDesc, flags) }
+}
+
+/// Fills up to `nr_stats` memory statistics of a running domain. With no room for any
+/// (`stats` NULL or `nr_stats` 0) it returns 0 at once, as libvirt does; otherwise the
+/// drivers here have no statistics to give (`VIR_ERR_NO_SUPPORT`).
+///
+/// # Safety
+/// `dom` must be NULL or a domain handle; `stats` NULL or `nr_stats` writable records.
+///
+/// Since: 0.7.5
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainMemoryStats(
+    dom: virDomainPtr,
+    stats: virDomainMemoryStatPtr,
+    nr_stats: c_uint,
+    flags: c_uint,
+) -> c_int {
+    let _ = flags;
+    entry(FROM, "virDomainMemoryStats", |call| {
+        // SAFETY: forwarded from the contract.
+        unsafe { call.domain(dom)? };
+        if stats.is_null() || nr_stats == 0 {
+            return Ok(0);
+        }
+        Err(Error::no_support(FROM, call.api))
+    })
+}

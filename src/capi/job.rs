@@ -207,3 +207,25 @@ pub unsafe extern "C" fn virDomainGetBlockJobInfo(
         }
     })
 }
+
+/// Ends the block job on a disk (named by target or source path). For the disk of a
+/// backup this ends the whole backup, as `virDomainAbortJob()` does; without
+/// `VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC` the call returns once the job has ended.
+/// `VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT` does not apply to backups. Returns 0 or -1.
+///
+/// # Safety
+/// `dom` must be NULL or a domain handle; `disk` NULL or a NUL-terminated string.
+///
+/// Since: 0.9.4
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn virDomainBlockJobAbort(dom: virDomainPtr, disk: *const c_char, flags: c_uint) -> c_int {
+    entry(FROM, "virDomainBlockJobAbort", |call| {
+        // SAFETY: forwarded from the contract.
+        let dom = unsafe { call.domain(dom)? };
+        call.read_only()?;
+        // SAFETY: forwarded from the contract.
+        let disk = unsafe { call.string(disk, "disk")? };
+        dom.conn.driver.domain_block_job_abort(&dom.id, disk, flags)?;
+        Ok(0)
+    })
+}

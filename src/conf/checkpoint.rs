@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::domain::DomainDef;
+use super::domain::{DomainDef, outline_problem};
 use super::schema::{self, Schema};
 use super::xml::{Element, escape};
 use crate::error::{Code, Domain, Error, Result};
@@ -82,90 +82,13 @@ fn parse_unsigned_long(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-/// The hypervisor types a `<domain>` may name.
-const DOMAIN_TYPES: &[&str] = &[
-    "qemu", "kqemu", "kvm", "xen", "lxc", "uml", "openvz", "test", "vmware", "hyperv", "vbox", "phyp", "vz", "bhyve",
-    "hvf",
-];
-
-/// The elements a `<domain>` may contain (namespaced extensions are checked by their
-/// local name).
-const DOMAIN_CHILDREN: &[&str] = &[
-    "blkiotune",
-    "bootloader",
-    "bootloader_args",
-    "clock",
-    "cpu",
-    "cputune",
-    "currentMemory",
-    "defaultiothread",
-    "description",
-    "devices",
-    "features",
-    "genid",
-    "idmap",
-    "iothreadids",
-    "iothreads",
-    "keywrap",
-    "launchSecurity",
-    "maxMemory",
-    "memory",
-    "memoryBacking",
-    "memtune",
-    "metadata",
-    "name",
-    "numatune",
-    "on_crash",
-    "on_lockfailure",
-    "on_poweroff",
-    "on_reboot",
-    "os",
-    "perf",
-    "pm",
-    "resource",
-    "seclabel",
-    "sysinfo",
-    "title",
-    "uuid",
-    "vcpu",
-    "vcpus",
-];
-const DOMAIN_NAMESPACED_CHILDREN: &[&str] =
-    &["commandline", "capabilities", "deprecation", "override", "namespace", "datacenterpath"];
-
-/// The top level of the domain schema an embedded `<domain>` must follow: a known
-/// hypervisor type, only `type` and `id` attributes (and namespace declarations), and
-/// only known child elements. Deeper content is left to the domain parser.
+/// The top level of the domain schema an embedded `<domain>` must follow (see
+/// [`outline_problem`]); deeper content is left to the domain parser.
 fn check_embedded_domain(domain: &Element) -> Result<()> {
-    let bad = || {
-        SCHEMA.error(
-            "Element domain failed to validate attributes\nElement domaincheckpoint failed to validate content\n",
-        )
-    };
-    if !domain.attr("type").is_some_and(|t| DOMAIN_TYPES.contains(&t)) {
-        return Err(bad());
+    match outline_problem(domain) {
+        Some(problem) => Err(SCHEMA.error(format!("{problem}\nElement domaincheckpoint failed to validate content\n"))),
+        None => Ok(()),
     }
-    if domain
-        .attrs
-        .iter()
-        .any(|(k, _)| !matches!(k.as_str(), "type" | "id") && k != "xmlns" && !k.starts_with("xmlns:"))
-    {
-        return Err(bad());
-    }
-    SCHEMA.no_stray_text(domain)?;
-    for child in domain.elements() {
-        let known = match child.name.split_once(':') {
-            Some((_, local)) => DOMAIN_NAMESPACED_CHILDREN.contains(&local),
-            None => DOMAIN_CHILDREN.contains(&child.name.as_str()),
-        };
-        if !known {
-            return Err(SCHEMA.error(format!(
-                "Element domain has extra content: {}\nElement domaincheckpoint failed to validate content\n",
-                child.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn only_text(element: &Element) -> Result<String> {

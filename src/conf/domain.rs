@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use super::schema::Schema;
 use super::xml::{Element, Node};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
@@ -77,10 +78,114 @@ pub struct FormatOptions {
     pub secure: bool,
 }
 
+/// The schema libvirt validates domain definitions against.
+const SCHEMA: Schema = Schema("/usr/share/libvirt/schemas/domain.rng");
+
+/// The elements libvirt's domain schema allows directly in `<domain>`.
+const DOMAIN_CHILDREN: &[&str] = &[
+    "blkiotune",
+    "bootloader",
+    "bootloader_args",
+    "clock",
+    "cpu",
+    "cputune",
+    "currentMemory",
+    "defaultiothread",
+    "description",
+    "devices",
+    "features",
+    "genid",
+    "idmap",
+    "iothreadids",
+    "iothreads",
+    "keywrap",
+    "launchSecurity",
+    "maxMemory",
+    "memory",
+    "memoryBacking",
+    "memtune",
+    "metadata",
+    "name",
+    "numatune",
+    "on_crash",
+    "on_lockfailure",
+    "on_poweroff",
+    "on_reboot",
+    "os",
+    "perf",
+    "pm",
+    "resource",
+    "seclabel",
+    "sysinfo",
+    "title",
+    "uuid",
+    "vcpu",
+    "vcpus",
+];
+
+/// The hypervisors' extensions it allows there, by local name (`qemu:commandline`, ...).
+const DOMAIN_NAMESPACED_CHILDREN: &[&str] =
+    &["commandline", "capabilities", "deprecation", "override", "namespace", "datacenterpath"];
+
+/// The hypervisor types of `<domain type=...>`.
+const DOMAIN_TYPES: &[&str] = &[
+    "qemu", "kqemu", "kvm", "xen", "lxc", "uml", "openvz", "test", "vmware", "hyperv", "vbox", "phyp", "vz", "bhyve",
+    "hvf",
+];
+
+/// Where a `<domain>` element breaks the outline of libvirt's domain schema, as the
+/// line libxml2 would write: the root's attributes (a known hypervisor `type`, an
+/// unsigned `id`, namespace declarations), text outside elements, the elements
+/// `<domain>` may hold and the one it must (`<name>`), and the numbers of
+/// `<memory>`, `<currentMemory>`, `<maxMemory>` and `<vcpu>`. The schema's rules for the
+/// inside of the other elements (devices, CPU, features, ...) are not checked.
+pub fn outline_problem(domain: &Element) -> Option<String> {
+    let attribute_ok = |name: &str, value: &str| match name {
+        "type" => DOMAIN_TYPES.contains(&value),
+        "id" => value.parse::<u32>().is_ok(),
+        other => other == "xmlns" || other.starts_with("xmlns:"),
+    };
+    if domain.attr("type").is_none() || domain.attrs.iter().any(|(k, v)| !attribute_ok(k, v)) {
+        return Some("Element domain failed to validate attributes".to_string());
+    }
+    if domain.children.iter().any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty())) {
+        return Some("Element domain failed to validate content".to_string());
+    }
+    for child in domain.elements() {
+        let known = match child.name.split_once(':') {
+            Some((_, local)) => DOMAIN_NAMESPACED_CHILDREN.contains(&local),
+            None => DOMAIN_CHILDREN.contains(&child.name.as_str()),
+        };
+        if !known {
+            return Some(format!("Element domain has extra content: {}", child.name));
+        }
+    }
+    if domain.child("name").is_none() {
+        return Some("Expecting an element name, got nothing".to_string());
+    }
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    for number in ["memory", "currentMemory", "maxMemory", "vcpu"] {
+        if domain.children_named(number).any(|e| !digits(e.text().trim())) {
+            return Some(format!("Element {number} failed to validate content"));
+        }
+    }
+    None
+}
+
 impl DomainDef {
     /// Parses `<domain>` XML. A definition without a `<uuid>` gets a random one.
     pub fn parse(text: &str) -> Result<DomainDef> {
         let root = super::parse_document(text, "domain_definition", "domain", FROM)?;
+        DomainDef::from_element(root)
+    }
+
+    /// Parses `<domain>` XML for `VIR_DOMAIN_DEFINE_VALIDATE`: the document's outline
+    /// must pass libvirt's domain schema first (see [`outline_problem`]).
+    pub fn parse_validated(text: &str) -> Result<DomainDef> {
+        let root = super::parse_document(text, "domain_definition", "domain", FROM)?;
+        if let Some(problem) = outline_problem(&root) {
+            return Err(SCHEMA.error(format!("{problem}\n")));
+        }
         DomainDef::from_element(root)
     }
 
@@ -164,6 +269,18 @@ impl DomainDef {
     /// The disk with this target name.
     pub fn disk(&self, target: &str) -> Option<&DiskDef> {
         self.disks.iter().find(|d| d.target == target)
+    }
+
+    /// True when the definition gives the guest a channel to QEMU's guest agent
+    /// (`<channel>` with `<target type='virtio' name='org.qemu.guest_agent.0'/>`).
+    pub fn has_guest_agent_channel(&self) -> bool {
+        self.xml.child("devices").is_some_and(|devices| {
+            devices.children_named("channel").any(|channel| {
+                channel.child("target").is_some_and(|t| {
+                    t.attr("type") == Some("virtio") && t.attr("name") == Some("org.qemu.guest_agent.0")
+                })
+            })
+        })
     }
 
     /// The disk whose target or source path is `name`.
@@ -391,5 +508,33 @@ mod tests {
             let e = DomainDef::parse(xml).unwrap_err();
             assert_eq!((e.code, e.domain, e.message.as_str()), (*code, *domain, *message), "{xml}");
         }
+    }
+
+    #[test]
+    fn validation_checks_the_outline_of_the_schema() {
+        let good = "<domain type='kvm'><name>a</name><memory unit='KiB'>1024</memory><os><type>hvm</type></os>\
+                    <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'/></domain>";
+        assert!(DomainDef::parse_validated(good).is_ok());
+        let refused = [
+            "<domain type='kvm'><name>a</name><os><type>hvm</type></os><memory>1</memory><bogus/></domain>",
+            "<domain type='kvm' color='red'><name>a</name><os><type>hvm</type></os><memory>1</memory></domain>",
+            "<domain type='nope'><name>a</name><os><type>hvm</type></os><memory>1</memory></domain>",
+            "<domain type='kvm' id='-1'><name>a</name><os><type>hvm</type></os><memory>1</memory></domain>",
+            "<domain type='kvm'><name>a</name><os><type>hvm</type></os><memory>lots</memory></domain>",
+            "<domain type='kvm'><name>a</name><os><type>hvm</type></os><memory>1</memory><vcpu>2x</vcpu></domain>",
+            "<domain type='kvm'><os><type>hvm</type></os><memory>1</memory></domain>",
+            "<domain type='kvm'>text<name>a</name><os><type>hvm</type></os><memory>1</memory></domain>",
+        ];
+        for xml in refused {
+            let err = DomainDef::parse_validated(xml).unwrap_err();
+            assert_eq!(err.code, Code::VIR_ERR_XML_INVALID_SCHEMA, "{xml}");
+            assert_eq!(err.domain, Domain::VIR_FROM_XML, "{xml}");
+            assert!(err.message.starts_with(
+                "XML document failed to validate against schema: Unable to validate doc against \
+                 /usr/share/libvirt/schemas/domain.rng\n"
+            ));
+        }
+        // Without the flag the same definitions are read as before.
+        assert!(DomainDef::parse(refused[0]).is_ok());
     }
 }

@@ -67,6 +67,28 @@ pub fn block_job_disk(from: Domain, domain: &DomainDef, name: &str) -> Result<St
         .ok_or_else(|| Error::new(from, Code::VIR_ERR_INVALID_ARG, format!("disk '{name}' not found in domain")))
 }
 
+/// The flags of `virDomainBlockJobAbort()`.
+pub const BLOCK_JOB_ABORT_FLAGS: u32 = crate::abi::virDomainBlockJobAbortFlags::VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC as u32
+    | crate::abi::virDomainBlockJobAbortFlags::VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT as u32;
+
+/// The checks of `virDomainBlockJobAbort()` on a disk (`target`) that may take part in
+/// a backup (`in_backup`): a backup's block job ends only by ending the backup, and has
+/// nothing to pivot to. Returns whether the caller waits for the end (no ASYNC flag).
+pub fn check_block_job_abort(from: Domain, flags: u32, target: &str, in_backup: bool) -> Result<bool> {
+    use crate::abi::virDomainBlockJobAbortFlags as F;
+    if !in_backup {
+        return Err(Error::new(
+            from,
+            Code::VIR_ERR_INVALID_ARG,
+            format!("disk {target} does not have an active block job"),
+        ));
+    }
+    if flags & F::VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT as u32 != 0 {
+        return Err(Error::new(from, Code::VIR_ERR_OPERATION_INVALID, "job type 'backup' does not support pivot"));
+    }
+    Ok(flags & F::VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC as u32 == 0)
+}
+
 /// `no job is active on the domain` (an abort with nothing to abort).
 pub fn no_active_job(from: Domain) -> Error {
     Error::new(from, Code::VIR_ERR_OPERATION_INVALID, "no job is active on the domain")

@@ -132,6 +132,39 @@ pub struct BlockJobInfo {
     pub end: u64,
 }
 
+/// The answer of `virDomainGetBlockInfo()`, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockInfo {
+    /// The size the guest sees.
+    pub capacity: u64,
+    /// The bytes the image holds on its storage.
+    pub allocation: u64,
+    /// The size of the image's storage (the file, or the block device).
+    pub physical: u64,
+}
+
+/// How `virStoragePoolLookupBy*()` names a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKey<'a> {
+    Name(&'a str),
+    Uuid(&'a Uuid),
+    TargetPath(&'a str),
+}
+
+/// How `virStorageVolLookupBy*()` names a volume without its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeKey<'a> {
+    Key(&'a str),
+    Path(&'a str),
+}
+
+/// How `virNetworkLookupBy*()` names a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkKey<'a> {
+    Name(&'a str),
+    Uuid(&'a Uuid),
+}
+
 /// The facts `virConnectListAllDomains()` filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DomainFacts {
@@ -196,6 +229,7 @@ fn unsupported<T>(domain: Domain, api: &str) -> Result<T> {
 
 const FROM_DOMAIN: Domain = Domain::VIR_FROM_DOMAIN;
 const FROM_CHECKPOINT: Domain = Domain::VIR_FROM_DOMAIN_CHECKPOINT;
+const FROM_QEMU_API: Domain = Domain::VIR_FROM_NONE;
 
 /// A hypervisor driver. Every method has libvirt's meaning for the public API it is named
 /// after; the public layer has already checked handles, NULL arguments and read-only
@@ -383,6 +417,113 @@ pub trait Driver: Send + Sync {
         let _ = (dom, disk, flags);
         unsupported(FROM_DOMAIN, "virDomainGetBlockJobInfo")
     }
+
+    /// `virDomainBlockJobAbort`: ends the block job on a disk (named by target or path).
+    fn domain_block_job_abort(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<()> {
+        let _ = (dom, disk, flags);
+        unsupported(FROM_DOMAIN, "virDomainBlockJobAbort")
+    }
+
+    /// `virDomainGetBlockInfo`, for a disk named by target or source path.
+    fn domain_get_block_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<BlockInfo> {
+        let _ = (dom, disk, flags);
+        unsupported(FROM_DOMAIN, "virDomainGetBlockInfo")
+    }
+
+    /// `virDomainGetAutostart`.
+    fn domain_get_autostart(&self, dom: &DomainId) -> Result<bool> {
+        let _ = dom;
+        unsupported(FROM_DOMAIN, "virDomainGetAutostart")
+    }
+
+    /// `virDomainSetAutostart`.
+    fn domain_set_autostart(&self, dom: &DomainId, autostart: bool) -> Result<()> {
+        let _ = (dom, autostart);
+        unsupported(FROM_DOMAIN, "virDomainSetAutostart")
+    }
+
+    /// `virDomainFSFreeze`: the number of file systems frozen.
+    fn domain_fs_freeze(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
+        let _ = (dom, mountpoints, flags);
+        unsupported(FROM_DOMAIN, "virDomainFSFreeze")
+    }
+
+    /// `virDomainFSThaw`: the number of file systems thawed.
+    fn domain_fs_thaw(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
+        let _ = (dom, mountpoints, flags);
+        unsupported(FROM_DOMAIN, "virDomainFSThaw")
+    }
+
+    /// `virDomainQemuMonitorCommand` (libvirt-qemu): a command for the monitor of the
+    /// process that owns the domain's disks, and its reply.
+    fn domain_qemu_monitor_command(&self, dom: &DomainId, cmd: &str, flags: u32) -> Result<String> {
+        let _ = (dom, cmd, flags);
+        unsupported(FROM_QEMU_API, "virDomainQemuMonitorCommand")
+    }
+
+    /// `virDomainQemuAgentCommand` (libvirt-qemu): a command for the guest agent.
+    fn domain_qemu_agent_command(&self, dom: &DomainId, cmd: &str, timeout: i32, flags: u32) -> Result<String> {
+        let _ = (dom, cmd, timeout, flags);
+        unsupported(FROM_QEMU_API, "virDomainQemuAgentCommand")
+    }
+
+    // Storage pools, volumes and networks. The drivers of this library manage none: a
+    // listing is empty and a lookup finds nothing, as on a host without any.
+
+    /// `virConnectListAllStoragePools` and the other pool listings: the pool names.
+    fn connect_list_storage_pools(&self, flags: u32) -> Result<Vec<String>> {
+        let _ = flags;
+        Ok(Vec::new())
+    }
+
+    /// `virStoragePoolLookupBy*`: the pool's name.
+    fn storage_pool_lookup(&self, key: PoolKey<'_>) -> Result<String> {
+        Err(no_pool(Domain::VIR_FROM_STORAGE, key))
+    }
+
+    /// `virStorageVolLookupByKey` / `ByPath`: the volume's name.
+    fn storage_vol_lookup(&self, key: VolumeKey<'_>) -> Result<String> {
+        Err(no_volume(Domain::VIR_FROM_STORAGE, key))
+    }
+
+    /// `virConnectListAllNetworks` and the other network listings: the network names.
+    fn connect_list_networks(&self, flags: u32) -> Result<Vec<String>> {
+        let _ = flags;
+        Ok(Vec::new())
+    }
+
+    /// `virNetworkLookupBy*`: the network's name.
+    fn network_lookup(&self, key: NetworkKey<'_>) -> Result<String> {
+        Err(no_network(Domain::VIR_FROM_NETWORK, key))
+    }
+}
+
+/// libvirt's error for a storage pool that is not there, in error domain `from`.
+pub fn no_pool(from: Domain, key: PoolKey<'_>) -> Error {
+    let detail = match key {
+        PoolKey::Name(name) => format!("no storage pool with matching name '{name}'"),
+        PoolKey::Uuid(uuid) => format!("no storage pool with matching uuid '{uuid}'"),
+        PoolKey::TargetPath(path) => format!("no storage pool with matching target path '{path}'"),
+    };
+    Error::new(from, Code::VIR_ERR_NO_STORAGE_POOL, detail)
+}
+
+/// libvirt's error for a storage volume that is not there.
+pub fn no_volume(from: Domain, key: VolumeKey<'_>) -> Error {
+    let detail = match key {
+        VolumeKey::Key(key) => format!("no storage vol with matching key {key}"),
+        VolumeKey::Path(path) => format!("no storage vol with matching path '{path}'"),
+    };
+    Error::new(from, Code::VIR_ERR_NO_STORAGE_VOL, detail)
+}
+
+/// libvirt's error for a network that is not there.
+pub fn no_network(from: Domain, key: NetworkKey<'_>) -> Error {
+    let detail = match key {
+        NetworkKey::Name(name) => format!("no network with matching name '{name}'"),
+        NetworkKey::Uuid(uuid) => format!("no network with matching uuid '{uuid}'"),
+    };
+    Error::new(from, Code::VIR_ERR_NO_NETWORK, detail)
 }
 
 /// The answer of a listing call: the names, or only how many there are.

@@ -13,8 +13,8 @@ use super::checkpoints::{self, Checkpoints};
 use super::events;
 use super::jobs::{self, Finished, JobSlot, Outcome, Progress};
 use super::{
-    BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo, JobStats, LIST_DOMAINS_ALL, Listing,
-    list_filter_accepts,
+    BlockInfo, BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo, JobStats, LIST_DOMAINS_ALL, Listing,
+    NetworkKey, PoolKey, VolumeKey, list_filter_accepts,
 };
 use crate::abi::{
     virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointXMLFlags as CheckpointXmlFlags,
@@ -76,6 +76,8 @@ struct TestDomain {
     reason: i32,
     persistent: bool,
     autostart: bool,
+    /// The guest's two fictional file systems, `/` and `/boot`: frozen or not.
+    frozen: [bool; 2],
     checkpoints: Checkpoints,
     /// The running backup job: only pull jobs stay, push jobs end as they begin.
     job: Option<TestJob>,
@@ -176,6 +178,7 @@ impl State {
                 reason: 0,
                 persistent: true,
                 autostart: false,
+                frozen: [false; 2],
                 checkpoints: Checkpoints::new(FROM),
                 job: None,
                 jobs: JobSlot::default(),
@@ -338,7 +341,11 @@ impl Driver for TestDriver {
 
     fn domain_define_xml(&self, xml: &str, flags: u32) -> Result<DomainId> {
         Error::check_flags(FROM, "testDomainDefineXMLFlags", flags, DefineFlags::VIR_DOMAIN_DEFINE_VALIDATE as u32)?;
-        let def = DomainDef::parse(xml)?;
+        let def = if flags & DefineFlags::VIR_DOMAIN_DEFINE_VALIDATE as u32 != 0 {
+            DomainDef::parse_validated(xml)?
+        } else {
+            DomainDef::parse(xml)?
+        };
         let failed = |detail: String| Error::new(Domain::VIR_FROM_DOMAIN, Code::VIR_ERR_OPERATION_FAILED, detail);
         let mut state = self.state.lock();
         if let Some(same_name) = state.domains.iter().find(|d| d.def.name == def.name && d.def.uuid != def.uuid) {
@@ -362,6 +369,7 @@ impl Driver for TestDriver {
                     reason: virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_UNKNOWN as i32,
                     persistent: true,
                     autostart: false,
+                    frozen: [false; 2],
                     checkpoints: Checkpoints::new(FROM),
                     job: None,
                     jobs: JobSlot::default(),
@@ -601,6 +609,114 @@ impl Driver for TestDriver {
             cur: 0,
             end: FICTIONAL_DISK_SIZE,
         }))
+    }
+
+    fn domain_block_job_abort(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainBlockJobAbort", flags, jobs::BLOCK_JOB_ABORT_FLAGS)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if !d.is_active() {
+            return Err(not_running());
+        }
+        let target = jobs::block_job_disk(FROM, &d.def, disk)?;
+        let in_backup = d.job.as_ref().is_some_and(|j| j.def.disks.iter().any(|b| b.backup && b.name == target));
+        jobs::check_block_job_abort(FROM, flags, &target, in_backup)?;
+        // The fictional copies end at once, so waiting or not makes no difference.
+        let raised = d.end_job(events::driver_key(self), Outcome::Completed, Some(jobs::CANCELED.to_string()));
+        drop(state);
+        emit_all(raised);
+        Ok(())
+    }
+
+    fn domain_get_block_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<BlockInfo> {
+        Error::check_flags(FROM, "testDomainGetBlockInfo", flags, 0)?;
+        let state = self.state.lock();
+        let d = state.domain(dom)?;
+        let found = d.def.disk_by_target_or_path(disk).ok_or_else(|| {
+            Error::new(FROM, Code::VIR_ERR_INVALID_ARG, format!("invalid path {disk} not assigned to domain"))
+        })?;
+        if found.is_empty() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_INVALID_ARG,
+                format!("disk '{disk}' does not currently have a source assigned"),
+            ));
+        }
+        // The figures libvirt's test driver reports for every disk.
+        Ok(BlockInfo { capacity: 1_099_506_450_432, allocation: 1_099_511_627_776, physical: 1_099_511_627_776 })
+    }
+
+    fn domain_get_autostart(&self, dom: &DomainId) -> Result<bool> {
+        Ok(self.state.lock().domain(dom)?.autostart)
+    }
+
+    fn domain_set_autostart(&self, dom: &DomainId, autostart: bool) -> Result<()> {
+        self.state.lock().domain_mut(dom)?.autostart = autostart;
+        Ok(())
+    }
+
+    fn domain_fs_freeze(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
+        self.freeze_or_thaw(dom, mountpoints, flags, true)
+    }
+
+    fn domain_fs_thaw(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
+        self.freeze_or_thaw(dom, mountpoints, flags, false)
+    }
+
+    // This test driver has no pools or networks; its errors carry its own domain, as all
+    // of libvirt's test driver's do.
+
+    fn storage_pool_lookup(&self, key: PoolKey<'_>) -> Result<String> {
+        Err(super::no_pool(FROM, key))
+    }
+
+    fn storage_vol_lookup(&self, key: VolumeKey<'_>) -> Result<String> {
+        Err(super::no_volume(FROM, key))
+    }
+
+    fn network_lookup(&self, key: NetworkKey<'_>) -> Result<String> {
+        Err(super::no_network(FROM, key))
+    }
+}
+
+impl TestDriver {
+    /// Freezes (or thaws) the fictional file systems, as libvirt's test driver does: all
+    /// of them without mount points, else `/` and `/boot` by name. Returns how many
+    /// changed.
+    fn freeze_or_thaw(&self, dom: &DomainId, mountpoints: &[String], flags: u32, freeze: bool) -> Result<i32> {
+        let api = if freeze { "testDomainFSFreeze" } else { "testDomainFSThaw" };
+        Error::check_flags(FROM, api, flags, 0)?;
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if !d.is_active() {
+            return Err(not_running());
+        }
+        let mut frozen = d.frozen;
+        let wanted: Vec<usize> = if mountpoints.is_empty() {
+            vec![0, 1]
+        } else {
+            mountpoints
+                .iter()
+                .map(|m| match m.as_str() {
+                    "/" => Ok(0),
+                    "/boot" => Ok(1),
+                    other => Err(Error::new(
+                        FROM,
+                        Code::VIR_ERR_OPERATION_INVALID,
+                        format!("mount point not found: {other}"),
+                    )),
+                })
+                .collect::<Result<_>>()?
+        };
+        let mut changed = 0;
+        for at in wanted {
+            if frozen[at] != freeze {
+                frozen[at] = freeze;
+                changed += 1;
+            }
+        }
+        d.frozen = frozen;
+        Ok(changed)
     }
 }
 

@@ -247,6 +247,63 @@ impl Drop for Session {
     }
 }
 
+/// Sends an application's command to a monitor and returns the reply as text: a QMP
+/// command given as JSON returns QEMU's whole reply (`{"return": ...}` or
+/// `{"error": ...}`); with `hmp`, a human-monitor command returns its output. `what`
+/// names the process in errors.
+pub fn monitor_command(socket: &Path, what: &str, cmd: &str, hmp: bool) -> Result<String> {
+    let mut qmp = Qmp::connect(socket, default_timeout()).map_err(|e| qmp_error(e, what))?;
+    if hmp {
+        return match qmp.execute("human-monitor-command", Some(json!({ "command-line": cmd }))) {
+            Ok(output) => Ok(output.as_str().unwrap_or_default().to_string()),
+            Err(QmpError::Command { class, .. }) if class == "CommandNotFound" => Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                format!("{what} has no human monitor (HMP): send the command as QMP"),
+            )),
+            Err(e) => Err(qmp_error(e, what)),
+        };
+    }
+    let request = match serde_json::from_str::<Value>(cmd) {
+        Ok(Value::Object(request)) => request,
+        Ok(_) => return Err(Error::internal(FROM, format!("cannot parse json {cmd}: not a JSON object"))),
+        Err(e) => return Err(Error::internal(FROM, format!("cannot parse json {cmd}: {e}"))),
+    };
+    let reply = qmp.execute_raw(request).map_err(|e| qmp_error(e, what))?;
+    Ok(reply.to_string())
+}
+
+/// The sizes `qemu-img info` reports for an image, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSizes {
+    /// What the guest sees.
+    pub virtual_size: u64,
+    /// What the image occupies on its storage.
+    pub actual_size: u64,
+}
+
+/// Reads an image's sizes with `qemu-img info`, sharing the image with a process that
+/// has it open (`-U`), as a running domain's daemon does.
+pub fn image_sizes(path: &Path, format: &str) -> Result<ImageSizes> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json", "-f", format])
+        .arg(path)
+        .output()
+        .map_err(|e| Error::system(FROM, "cannot run qemu-img", &e))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why = why.trim().trim_start_matches("qemu-img: ");
+        return Err(Error::internal(FROM, format!("cannot read image '{}': {why}", path.display())));
+    }
+    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::internal(FROM, format!("cannot read qemu-img's description of '{}': {e}", path.display()))
+    })?;
+    Ok(ImageSizes {
+        virtual_size: info["virtual-size"].as_u64().unwrap_or(0),
+        actual_size: info["actual-size"].as_u64().unwrap_or(0),
+    })
+}
+
 /// The version of the engine binary (`major * 1000000 + minor * 1000 + micro`).
 pub fn version() -> Result<u64> {
     let out = std::process::Command::new(daemon::binary())

@@ -97,16 +97,38 @@ impl Qmp {
         arguments: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, QmpError> {
-        if self.broken {
-            return Err(QmpError::Closed);
-        }
-        let id = self.next_id;
-        self.next_id += 1;
         let mut request = Map::new();
         request.insert("execute".into(), Value::String(command.into()));
         if let Some(args) = arguments {
             request.insert("arguments".into(), args);
         }
+        let message = self.exchange(request, command, timeout)?;
+        if let Some(value) = message.get("return") {
+            return Ok(value.clone());
+        }
+        if let Some(error) = message.get("error") {
+            let text = |k: &str| error.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            return Err(QmpError::Command { command: command.to_string(), class: text("class"), desc: text("desc") });
+        }
+        Err(QmpError::Protocol(format!("unexpected reply {message}")))
+    }
+
+    /// Sends a request given whole (an object with `execute` and maybe `arguments`) and
+    /// returns the whole reply, `{"return": ...}` or `{"error": ...}`, with the `id` this
+    /// connection gave it: for commands an application writes itself.
+    pub fn execute_raw(&mut self, request: Map<String, Value>) -> Result<Value, QmpError> {
+        let what = request.get("execute").and_then(Value::as_str).unwrap_or("a command").to_string();
+        self.exchange(request, &what, self.timeout)
+    }
+
+    /// Sends `request` under a new id and waits for the reply with that id; events that
+    /// arrive meanwhile are kept aside.
+    fn exchange(&mut self, mut request: Map<String, Value>, what: &str, timeout: Duration) -> Result<Value, QmpError> {
+        if self.broken {
+            return Err(QmpError::Closed);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
         request.insert("id".into(), json!(id));
         let mut line = Value::Object(request).to_string();
         line.push('\n');
@@ -120,27 +142,13 @@ impl Qmp {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            let message = self.read_message(deadline, &format!("'{command}'"))?;
+            let message = self.read_message(deadline, &format!("'{what}'"))?;
             if message.get("event").is_some() {
                 self.events.push_back(message);
-                continue;
+            } else if message.get("id") == Some(&json!(id)) {
+                return Ok(message);
             }
-            if message.get("id") != Some(&json!(id)) {
-                // An answer to a command this connection gave up on earlier; skip it.
-                continue;
-            }
-            if let Some(value) = message.get("return") {
-                return Ok(value.clone());
-            }
-            if let Some(error) = message.get("error") {
-                let text = |k: &str| error.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(QmpError::Command {
-                    command: command.to_string(),
-                    class: text("class"),
-                    desc: text("desc"),
-                });
-            }
-            return Err(QmpError::Protocol(format!("unexpected reply {message}")));
+            // Otherwise an answer to a command this connection gave up on earlier: skip it.
         }
     }
 

@@ -942,6 +942,41 @@ impl QemuDriver {
         })
     }
 
+    /// `virDomainBlockJobAbort()` on a disk of a backup: ends the whole backup, as
+    /// `virDomainAbortJob()` does, and without ASYNC waits for its end.
+    pub(super) fn block_job_abort(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "qemuDomainBlockJobAbort", flags, jobs::BLOCK_JOB_ABORT_FLAGS)?;
+        let wait = self.with_state(false, |inner, _| {
+            let domain = &inner.domains[inner.position(dom)?];
+            if domain.live.is_none() && domain.jobs.active.is_none() {
+                return Err(super::not_running());
+            }
+            let target = jobs::block_job_disk(FROM, domain.def(), disk)?;
+            let in_backup = domain.jobs.active.as_ref().is_some_and(|j| j.disks.iter().any(|d| d.target == target));
+            jobs::check_block_job_abort(FROM, flags, &target, in_backup)
+        })?;
+        self.abort_backup(dom, 0)?;
+        if !wait {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + engine::default_timeout();
+        loop {
+            let running =
+                self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].jobs.active.is_some()))?;
+            if !running {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::new(
+                    FROM,
+                    Code::VIR_ERR_OPERATION_TIMEOUT,
+                    format!("the backup job did not end within {:.1}s", engine::default_timeout().as_secs_f64()),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub(super) fn job_info(&self, dom: &DomainId) -> Result<JobInfo> {
         self.with_state(false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];

@@ -24,8 +24,8 @@ use serde_json::json;
 
 use super::checkpoints::{self, Checkpoints};
 use super::{
-    BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo as DomainJobInfo, JobStats, LIST_DOMAINS_ALL,
-    Listing, list_filter_accepts,
+    BlockInfo, BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo as DomainJobInfo, JobStats,
+    LIST_DOMAINS_ALL, Listing, list_filter_accepts,
 };
 use crate::abi::{
     virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointDeleteFlags as DeleteFlags,
@@ -131,6 +131,8 @@ struct QemuDomain {
     live: Option<Live>,
     /// Why it is shut off (kept in memory only).
     off_reason: i32,
+    /// Marked to start with the driver (`etc/qemu/autostart/<domain>.xml`).
+    autostart: bool,
     checkpoints: Checkpoints,
     /// The running backup job and the last finished one.
     jobs: backup::JobFile,
@@ -156,6 +158,7 @@ impl QemuDomain {
             active: self.live.is_some(),
             persistent: self.persistent.is_some(),
             state: self.state().0,
+            autostart: self.autostart,
             checkpoints: self.checkpoints.len(),
             ..Default::default()
         }
@@ -334,10 +337,12 @@ impl QemuDriver {
                         engine: Engine::Ours { pid: s.pid, qmp: s.qmp, nbd: s.nbd },
                     }),
                     off_reason: 0,
+                    autostart: false,
                     checkpoints,
                     jobs: backup::JobFile::default(),
                 };
                 domain.jobs = backup::JobFile::parse(found.job.as_deref(), domain.name());
+                domain.autostart = domain.persistent.is_some() && store::autostart(&self.layout, domain.name());
                 if let Some(current) = found.current.filter(|c| domain.checkpoints.get(c).is_ok()) {
                     domain.checkpoints.set_current(Some(&current));
                 }
@@ -618,6 +623,21 @@ fn check_definition(def: &DomainDef) -> Result<()> {
     Ok(())
 }
 
+impl QemuDriver {
+    /// Why a guest agent command cannot run: the domains here have no connection to a
+    /// guest agent. The errors are libvirt's for a domain whose agent is not there.
+    fn no_agent(&self, domain: &QemuDomain) -> Error {
+        match &domain.live {
+            None => not_running(),
+            Some(live) if live.state != virDomainState::VIR_DOMAIN_RUNNING as i32 => invalid("domain is not running"),
+            Some(live) if live.def.has_guest_agent_channel() => {
+                Error::new(FROM, Code::VIR_ERR_AGENT_UNRESPONSIVE, "QEMU guest agent is not connected")
+            }
+            Some(_) => Error::new(FROM, Code::VIR_ERR_ARGUMENT_UNSUPPORTED, "QEMU guest agent is not configured"),
+        }
+    }
+}
+
 impl Driver for QemuDriver {
     fn connect_get_type(&self) -> &'static str {
         "QEMU"
@@ -717,7 +737,11 @@ impl Driver for QemuDriver {
 
     fn domain_define_xml(&self, xml: &str, flags: u32) -> Result<DomainId> {
         Error::check_flags(FROM, "qemuDomainDefineXMLFlags", flags, DefineFlags::VIR_DOMAIN_DEFINE_VALIDATE as u32)?;
-        let def = DomainDef::parse(xml)?;
+        let def = if flags & DefineFlags::VIR_DOMAIN_DEFINE_VALIDATE as u32 != 0 {
+            DomainDef::parse_validated(xml)?
+        } else {
+            DomainDef::parse(xml)?
+        };
         check_definition(&def)?;
         self.with_state(true, |inner, layout| {
             let failed = |detail: String| Error::new(Domain::VIR_FROM_DOMAIN, Code::VIR_ERR_OPERATION_FAILED, detail);
@@ -739,6 +763,7 @@ impl Driver for QemuDriver {
                         persistent: Some(def),
                         live: None,
                         off_reason: 0,
+                        autostart: false,
                         checkpoints: Checkpoints::new(FROM),
                         jobs: backup::JobFile::default(),
                     };
@@ -774,20 +799,19 @@ impl Driver for QemuDriver {
             if domain.live.is_none() {
                 let count = domain.checkpoints.len();
                 if count > 0 && flags & UndefineFlags::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA as u32 == 0 {
-                    return Err(Error::new(
-                        Domain::VIR_FROM_DOMAIN,
-                        Code::VIR_ERR_OPERATION_INVALID,
-                        format!("cannot delete inactive domain with {count} checkpoints"),
-                    ));
+                    return Err(invalid(format!("cannot delete inactive domain with {count} checkpoints")));
                 }
+                store::set_autostart(layout, &name, false)?;
                 store::remove(&layout.definition(&name))?;
                 // Only metadata goes: the bitmaps stay in the images.
                 self.forget_domain_files(&name)?;
                 inner.domains.remove(at);
             } else {
                 // A running domain becomes transient and keeps its checkpoints until it stops.
+                store::set_autostart(layout, &name, false)?;
                 store::remove(&layout.definition(&name))?;
                 domain.persistent = None;
+                domain.autostart = false;
             }
             Ok(())
         })
@@ -1015,6 +1039,86 @@ impl Driver for QemuDriver {
 
     fn domain_get_block_job_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<Option<BlockJobInfo>> {
         self.block_job_info(dom, disk, flags)
+    }
+
+    fn domain_block_job_abort(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<()> {
+        self.block_job_abort(dom, disk, flags)
+    }
+
+    fn domain_get_block_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<BlockInfo> {
+        Error::check_flags(FROM, "qemuDomainGetBlockInfo", flags, 0)?;
+        let (path, format) = self.with_state(false, |inner, _| {
+            let domain = &inner.domains[inner.position(dom)?];
+            let found = domain.def().disk_by_target_or_path(disk).ok_or_else(|| {
+                Error::new(FROM, Code::VIR_ERR_INVALID_ARG, format!("invalid path {disk} not assigned to domain"))
+            })?;
+            match &found.source {
+                Some(path) => Ok((PathBuf::from(path), found.format.clone().unwrap_or_else(|| "raw".to_string()))),
+                None => Err(Error::new(
+                    FROM,
+                    Code::VIR_ERR_INVALID_ARG,
+                    format!("disk '{disk}' does not currently have a source assigned"),
+                )),
+            }
+        })?;
+        let physical = store::storage_size(&path)?;
+        let sizes = engine::image_sizes(&path, &format)?;
+        Ok(BlockInfo { capacity: sizes.virtual_size, allocation: sizes.actual_size, physical })
+    }
+
+    fn domain_get_autostart(&self, dom: &DomainId) -> Result<bool> {
+        self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].autostart))
+    }
+
+    fn domain_set_autostart(&self, dom: &DomainId, autostart: bool) -> Result<()> {
+        self.with_state(true, |inner, layout| {
+            let at = inner.position(dom)?;
+            let domain = &mut inner.domains[at];
+            if domain.persistent.is_none() {
+                return Err(invalid("cannot set autostart for transient domain"));
+            }
+            if domain.autostart != autostart {
+                store::set_autostart(layout, domain.name(), autostart)?;
+                domain.autostart = autostart;
+            }
+            Ok(())
+        })
+    }
+
+    fn domain_fs_freeze(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
+        let _ = mountpoints;
+        Error::check_flags(FROM, "qemuDomainFSFreeze", flags, 0)?;
+        self.with_state(false, |inner, _| Err(self.no_agent(&inner.domains[inner.position(dom)?])))
+    }
+
+    fn domain_fs_thaw(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
+        Error::check_flags(FROM, "qemuDomainFSThaw", flags, 0)?;
+        if !mountpoints.is_empty() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_ARGUMENT_UNSUPPORTED,
+                "specifying mountpoints is not supported",
+            ));
+        }
+        self.with_state(false, |inner, _| Err(self.no_agent(&inner.domains[inner.position(dom)?])))
+    }
+
+    fn domain_qemu_agent_command(&self, dom: &DomainId, cmd: &str, timeout: i32, flags: u32) -> Result<String> {
+        let _ = (cmd, timeout);
+        Error::check_flags(FROM, "qemuDomainQemuAgentCommand", flags, 0)?;
+        self.with_state(false, |inner, _| Err(self.no_agent(&inner.domains[inner.position(dom)?])))
+    }
+
+    fn domain_qemu_monitor_command(&self, dom: &DomainId, cmd: &str, flags: u32) -> Result<String> {
+        let hmp =
+            crate::capi::generated_qemu::virDomainQemuMonitorCommandFlags::VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP as u32;
+        Error::check_flags(FROM, "qemuDomainQemuMonitorCommandWithFiles", flags, hmp)?;
+        self.with_state(false, |inner, _| {
+            let domain = &inner.domains[inner.position(dom)?];
+            let Some(live) = &domain.live else { return Err(not_running()) };
+            let (Engine::Ours { qmp, .. } | Engine::Adopted { qmp }) = &live.engine;
+            engine::monitor_command(qmp, &format!("the engine of domain '{}'", domain.name()), cmd, flags & hmp != 0)
+        })
     }
 }
 

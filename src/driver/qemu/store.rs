@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! DIR/etc/qemu/<domain>.xml                   persistent definitions
+//! DIR/etc/qemu/autostart/<domain>.xml         a link to the definition of an autostart domain
 //! DIR/lib/qemu/checkpoint/<domain>/<cp>.xml   checkpoint metadata (libvirt's format)
 //! DIR/lib/qemu/checkpoint/<domain>/.current   the current checkpoint's name
 //! DIR/run/qemu/<domain>.xml                   status of a running domain
@@ -103,6 +104,16 @@ impl Layout {
 
     pub fn definition(&self, domain: &str) -> PathBuf {
         self.definitions().join(format!("{domain}.xml"))
+    }
+
+    fn autostart_dir(&self) -> PathBuf {
+        self.definitions().join("autostart")
+    }
+
+    /// The mark of an autostart domain: as in libvirt, a symbolic link to its
+    /// definition (`../<domain>.xml`). Only its presence is ever read, never through it.
+    pub fn autostart_link(&self, domain: &str) -> PathBuf {
+        self.autostart_dir().join(format!("{domain}.xml"))
     }
 
     pub fn status(&self, domain: &str) -> PathBuf {
@@ -280,6 +291,51 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
 
 fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Marks a domain autostart (or not): creates or removes its link, durably.
+pub fn set_autostart(layout: &Layout, domain: &str, on: bool) -> Result<()> {
+    let link = layout.autostart_link(domain);
+    if on {
+        let dir = layout.autostart_dir();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::system(FROM, format!("cannot create autostart directory {}", dir.display()), &e))?;
+        match std::os::unix::fs::symlink(format!("../{domain}.xml"), &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::system(FROM, format!("Failed to create symlink '{}'", link.display()), &e));
+            }
+        }
+        sync_dir(&dir).map_err(|e| Error::system(FROM, format!("cannot sync '{}'", dir.display()), &e))
+    } else {
+        match remove_durable(&link) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::system(FROM, format!("Failed to delete symlink '{}'", link.display()), &e)),
+        }
+    }
+}
+
+/// The size of an image's storage: the length of a file, or of a block device.
+pub fn storage_size(path: &Path) -> Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let meta =
+        fs::metadata(path).map_err(|e| Error::system(FROM, format!("cannot stat file '{}'", path.display()), &e))?;
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let mut device =
+        File::open(path).map_err(|e| Error::system(FROM, format!("cannot open '{}'", path.display()), &e))?;
+    device.seek(SeekFrom::End(0)).map_err(|e| Error::system(FROM, format!("cannot seek '{}'", path.display()), &e))
+}
+
+/// True when the domain is marked autostart (the link itself is looked at, not followed).
+pub fn autostart(layout: &Layout, domain: &str) -> bool {
+    fs::symlink_metadata(layout.autostart_link(domain)).is_ok()
 }
 
 /// Reads the whole state. A file that cannot be read or parsed is skipped and listed in
