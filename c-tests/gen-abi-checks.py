@@ -88,8 +88,11 @@ def main():
                 unknown.append(name)
             continue
         if macro.get("params") is None and macro.get("raw"):
-            raw = macro.get("raw")
-            if raw.startswith('"'):
+            raw = macro.get("raw").split("/*")[0].strip()
+            if raw.startswith("_vir"):
+                # A struct tag alias (_virBlkioParameter names _virTypedParameter).
+                out.append(f'_Static_assert(__builtin_types_compatible_p(struct {name}, struct {raw}), "{name}");')
+            elif raw.startswith('"'):
                 out.append(f'_Static_assert(sizeof({name}) == sizeof({raw}), "{name}");')
             else:
                 out.append(f'_Static_assert(({name}) == ({raw}), "{name}");')

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Checks what libvirt.so.0 exports against libvirt.syms and the system's libvirt.
+"""Checks what a library exports against its version script and the system's libvirt.
 
-Usage: symbols.py OUR_LIBRARY LIBVIRT_SYMS [SYSTEM_LIBVIRT]   (prints TAP)
+Usage: symbols.py OUR_LIBRARY SYMS [SYSTEM_LIBRARY]   (prints TAP)
 
-* the soname is libvirt.so.0;
-* the exported symbols are exactly those libvirt.syms lists, each in its node;
+For libvirt.so.0 (with libvirt.syms) and libvirt-qemu.so.0 (with libvirt-qemu.syms):
+* the soname is the library's (libvirt.so.0, libvirt-qemu.so.0);
+* the exported symbols are exactly those the version script lists, each in its node;
 * every exported name is a libvirt name (vir*), under a LIBVIRT_* node;
-* every node is the one the system's libvirt gives the same symbol.
+* the public exports (outside LIBVIRT_PRIVATE_*) are exactly the system library's
+  public exports, each under the same node; private ones sit in a private node the
+  system library has too.
 """
+import os
 import re
 import subprocess
 import sys
@@ -42,7 +46,8 @@ def main():
     t = Tap()
     tap = t.check
     dyn = subprocess.run(["readelf", "-d", ours_path], capture_output=True, text=True).stdout
-    tap("Library soname: [libvirt.so.0]" in dyn, "soname is libvirt.so.0")
+    soname = re.sub(r"(\.so\.0).*", r"\1", os.path.basename(ours_path))
+    tap(f"Library soname: [{soname}]" in dyn, f"soname is {soname}")
 
     ours = exports(ours_path)
     want = listed(syms_path)
@@ -60,6 +65,12 @@ def main():
     if system_path:
         system = exports(system_path)
         system_nodes = set(system.values())
+        public = {k: v for k, v in system.items() if "PRIVATE" not in v}
+        ours_public = {k: v for k, v in ours.items() if "PRIVATE" not in v}
+        tap(set(ours_public) == set(public),
+            f"the public exports are the system library's ({len(ours_public)} of {len(public)})")
+        for name in sorted(set(ours_public) ^ set(public)):
+            t.note(f"  {'only ours' if name in ours_public else 'missing'}: {name}@{public.get(name) or ours_public.get(name)}")
         mismatch = []
         for name, node in sorted(ours.items()):
             expected = system.get(name)

@@ -14,8 +14,13 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::error::{ErrorRecord, Handler};
-use crate::abi::{_virConnect, _virDomain, _virDomainCheckpoint};
+use crate::abi::{
+    _virConnect, _virDomain, _virDomainCheckpoint, _virDomainSnapshot, _virInterface, _virNWFilter,
+    _virNWFilterBinding, _virNetwork, _virNetworkPort, _virNodeDevice, _virSecret, _virStoragePool, _virStorageVol,
+    _virStream,
+};
 use crate::driver::{DomainId, Driver};
+use crate::error::{Code, Domain};
 
 /// A kind of handle: its magic number and the opaque C type its pointers have.
 pub trait HandleKind: Send + Sync + 'static {
@@ -110,6 +115,35 @@ pub struct Connection {
     pub(crate) last_error: Mutex<ErrorRecord>,
     /// The connection's error callback (`virConnSetErrorFunc()`).
     pub(crate) handler: Mutex<Handler>,
+    /// The callback `virConnectRegisterCloseCallback()` registered.
+    pub(crate) close_callback: Mutex<Option<CloseCallback>>,
+}
+
+/// A close callback and its data. The in-process drivers never lose their connection,
+/// so the callback is never called; its free function runs when it is unregistered or
+/// replaced, or when the connection goes.
+pub struct CloseCallback {
+    pub cb: crate::abi::virConnectCloseFunc,
+    pub opaque: usize,
+    pub free: crate::abi::virFreeCallback,
+}
+
+impl CloseCallback {
+    /// Releases the application's data with its free function.
+    pub fn release(self) {
+        if let Some(free) = self.free {
+            // SAFETY: the application registered `free` for exactly this data.
+            unsafe { free(self.opaque as *mut std::ffi::c_void) };
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(callback) = self.close_callback.get_mut().take() {
+            callback.release();
+        }
+    }
 }
 
 impl HandleKind for Connection {
@@ -131,6 +165,7 @@ impl Connection {
             type_name,
             last_error: Mutex::new(ErrorRecord::empty()),
             handler: Mutex::new(Handler::none()),
+            close_callback: Mutex::new(None),
         })
     }
 }
@@ -204,6 +239,91 @@ impl CheckpointRef {
     /// The name as C sees it.
     pub fn c_name(&self) -> &CStr {
         &self.c_name
+    }
+}
+
+/// A kind of handle for the objects of libvirt's other drivers (networks, storage,
+/// streams, ...): what its public checks report when a pointer is not a live handle of
+/// the kind, and the connection it belongs to.
+pub trait ObjectKind: HandleKind {
+    /// The error domain and code of libvirt's check of this kind of handle.
+    const INVALID: (Domain, Code);
+    fn conn(&self) -> &Arc<ConnectHandle>;
+}
+
+/// The handle of an object of a kind that virbackup has no driver for: lookups never
+/// find one, so such handles exist only where libvirt makes them without a driver
+/// (`virStreamNew()`). It names its object and holds a reference on the connection.
+pub struct ObjectRef<K> {
+    pub conn: Arc<ConnectHandle>,
+    pub name: CString,
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K> ObjectRef<K> {
+    pub fn new(conn: Arc<ConnectHandle>, name: &str) -> ObjectRef<K> {
+        ObjectRef { conn, name: CString::new(name).unwrap_or_default(), kind: std::marker::PhantomData }
+    }
+}
+
+macro_rules! object_kinds {
+    ($($(#[$doc:meta])* $alias:ident = $marker:ident, $opaque:ty, $magic:literal, $from:ident, $code:ident;)*) => {$(
+        $(#[$doc])*
+        pub struct $marker;
+        $(#[$doc])*
+        pub type $alias = ObjectRef<$marker>;
+        impl HandleKind for ObjectRef<$marker> {
+            const MAGIC: u64 = u64::from_le_bytes(*$magic);
+            type Opaque = $opaque;
+        }
+        impl ObjectKind for ObjectRef<$marker> {
+            const INVALID: (Domain, Code) = (Domain::$from, Code::$code);
+            fn conn(&self) -> &Arc<ConnectHandle> {
+                &self.conn
+            }
+        }
+    )*};
+}
+
+object_kinds! {
+    /// `virNetworkPtr`.
+    NetworkRef = NetworkKind, _virNetwork, b"vbNetwrk", VIR_FROM_NETWORK, VIR_ERR_INVALID_NETWORK;
+    /// `virNetworkPortPtr`.
+    NetworkPortRef = NetworkPortKind, _virNetworkPort, b"vbNetPrt", VIR_FROM_NETWORK, VIR_ERR_INVALID_NETWORK_PORT;
+    /// `virInterfacePtr`.
+    InterfaceRef = InterfaceKind, _virInterface, b"vbIfface", VIR_FROM_INTERFACE, VIR_ERR_INVALID_INTERFACE;
+    /// `virStoragePoolPtr`.
+    StoragePoolRef = StoragePoolKind, _virStoragePool, b"vbStPool", VIR_FROM_STORAGE, VIR_ERR_INVALID_STORAGE_POOL;
+    /// `virStorageVolPtr`.
+    StorageVolRef = StorageVolKind, _virStorageVol, b"vbStrVol", VIR_FROM_STORAGE, VIR_ERR_INVALID_STORAGE_VOL;
+    /// `virNodeDevicePtr`.
+    NodeDeviceRef = NodeDeviceKind, _virNodeDevice, b"vbNodDev", VIR_FROM_NODEDEV, VIR_ERR_INVALID_NODE_DEVICE;
+    /// `virSecretPtr`.
+    SecretRef = SecretKind, _virSecret, b"vbSecret", VIR_FROM_SECRET, VIR_ERR_INVALID_SECRET;
+    /// `virStreamPtr`.
+    StreamRef = StreamKind, _virStream, b"vbStream", VIR_FROM_STREAMS, VIR_ERR_INVALID_STREAM;
+    /// `virNWFilterPtr`.
+    NWFilterRef = NWFilterKind, _virNWFilter, b"vbNWFltr", VIR_FROM_NWFILTER, VIR_ERR_INVALID_NWFILTER;
+    /// `virNWFilterBindingPtr`.
+    NWFilterBindingRef = NWFilterBindingKind, _virNWFilterBinding, b"vbNWBind", VIR_FROM_NWFILTER,
+        VIR_ERR_INVALID_NWFILTER_BINDING;
+}
+
+/// What a `virDomainSnapshotPtr` holds: a name and a reference on the domain handle.
+pub struct SnapshotRef {
+    pub domain: Arc<DomainHandle>,
+    pub name: CString,
+}
+
+impl HandleKind for SnapshotRef {
+    const MAGIC: u64 = u64::from_le_bytes(*b"vbSnapst");
+    type Opaque = _virDomainSnapshot;
+}
+
+impl ObjectKind for SnapshotRef {
+    const INVALID: (Domain, Code) = (Domain::VIR_FROM_DOMAIN_SNAPSHOT, Code::VIR_ERR_INVALID_DOMAIN_SNAPSHOT);
+    fn conn(&self) -> &Arc<ConnectHandle> {
+        &self.domain.conn
     }
 }
 

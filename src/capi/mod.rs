@@ -29,8 +29,19 @@ pub mod connect;
 pub mod domain;
 pub mod error;
 pub mod event;
+mod generated;
+/// cbindgen:ignore
+pub mod generated_lxc;
+/// cbindgen:ignore
+pub mod generated_qemu;
 pub mod handles;
 pub mod job;
+pub mod objects;
+/// cbindgen:ignore
+pub mod qemu;
+pub mod storage;
+pub mod structs;
+mod stubs;
 mod sys;
 pub mod typedparams;
 
@@ -39,7 +50,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::error::{Code, Domain, Error, Result};
-use handles::{CheckpointHandle, ConnectHandle, DomainHandle};
+use handles::{CheckpointHandle, ConnectHandle, DomainHandle, Handle, ObjectKind};
 
 #[cfg(panic = "abort")]
 compile_error!("the C boundary turns panics into errors with catch_unwind: build with panic = \"unwind\"");
@@ -55,6 +66,12 @@ impl Failure for c_int {
 
 impl Failure for c_uint {
     const FAILURE: c_uint = c_uint::MAX;
+}
+
+/// `unsigned long` and `unsigned long long` results (`virDomainGetMaxMemory()`,
+/// `virNodeGetFreeMemory()`) report failure as 0.
+impl Failure for u64 {
+    const FAILURE: u64 = 0;
 }
 
 impl<T> Failure for *mut T {
@@ -109,6 +126,128 @@ impl Call {
         })?;
         self.conn = Some(cp.domain.conn.clone());
         Ok(cp)
+    }
+
+    /// Validates a handle of one of the other drivers' kinds (networks, storage pools,
+    /// streams, snapshots, ...). The first handle a call checks names the connection its
+    /// errors go to.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or point to memory readable as a handle.
+    pub unsafe fn object<K: ObjectKind>(&mut self, ptr: *mut K::Opaque) -> Result<Arc<Handle<K>>> {
+        // SAFETY: forwarded from this function's contract.
+        let handle =
+            unsafe { Handle::<K>::from_ptr(ptr) }.ok_or_else(|| Error::new(K::INVALID.0, K::INVALID.1, self.api))?;
+        if self.conn.is_none() {
+            self.conn = Some(handle.conn().clone());
+        }
+        Ok(handle)
+    }
+
+    /// Refuses the call when the connection of the handle checked first is read-only.
+    pub fn read_only(&self) -> Result<()> {
+        match &self.conn {
+            Some(conn) => self.writable(conn),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails unless `ptr` is NULL (libvirt's `virCheckNullArgGoto`).
+    pub fn null<T>(&self, ptr: *const T, arg: &str) -> Result<()> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        Err(Error::arg(
+            self.from,
+            Code::VIR_ERR_INVALID_ARG,
+            self.api,
+            arg,
+            format!("{arg} in {} must be NULL", self.api),
+        ))
+    }
+
+    /// Fails when the string argument is NULL or empty (libvirt's
+    /// `virCheckNonEmptyStringArgGoto`).
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or a NUL-terminated string.
+    pub unsafe fn non_empty(&self, ptr: *const c_char, arg: &str) -> Result<()> {
+        self.non_null(ptr, arg)?;
+        // SAFETY: `ptr` is non-NULL and points to at least its NUL (contract).
+        if unsafe { *ptr } == 0 {
+            return Err(Error::arg(
+                self.from,
+                Code::VIR_ERR_INVALID_ARG,
+                self.api,
+                arg,
+                format!("string {arg} in {} must not be empty", self.api),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads an array of `count` strings (`const char **`), which may be NULL when
+    /// `count` is 0.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or point to `count` pointers, each NULL or a NUL-terminated
+    /// string.
+    pub unsafe fn strings(&self, ptr: *const *const c_char, count: c_uint, arg: &str) -> Result<Vec<String>> {
+        self.array(ptr, i128::from(count), arg)?;
+        let mut out = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            // SAFETY: `i < count` (contract).
+            let item = unsafe { *ptr.add(i) };
+            // SAFETY: each item is NULL or NUL-terminated (contract).
+            out.push(unsafe { self.string(item, arg)? }.to_string());
+        }
+        Ok(out)
+    }
+
+    /// Fails unless `fd` is an open socket (libvirt's check of descriptors it passes on).
+    pub fn socket(&self, fd: c_int) -> Result<()> {
+        // SAFETY: fstat writes only into the stat buffer it is given.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `stat` is a valid buffer; an invalid descriptor is reported by errno.
+        if unsafe { libc::fstat(fd, &mut stat) } < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::system(self.from, format!("Unable to access file descriptor {fd}"), &err));
+        }
+        if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err(Error::arg(
+                self.from,
+                Code::VIR_ERR_INVALID_ARG,
+                self.api,
+                "fd",
+                format!("fd {fd} must be a socket"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails with a NULL-argument error when a callback argument is missing.
+    pub fn present(&self, given: bool, arg: &str) -> Result<()> {
+        if given { Ok(()) } else { Err(Error::null_arg(self.from, self.api, arg)) }
+    }
+
+    /// Fails when `ptr` is NULL although `size` says there are elements.
+    pub fn array<T>(&self, ptr: *const T, size: i128, arg: &str) -> Result<()> {
+        if ptr.is_null() && size > 0 { Err(Error::null_arg(self.from, self.api, arg)) } else { Ok(()) }
+    }
+
+    /// Checks a numeric argument the way libvirt's `virCheck*ArgGoto` macros do.
+    pub fn number(&self, value: i128, rule: stubs::Number, arg: &str) -> Result<()> {
+        use stubs::Number::*;
+        let (ok, words) = match rule {
+            Positive => (value > 0, "must be greater than zero"),
+            NonZero => (value != 0, "must not be zero"),
+            Zero => (value == 0, "must be zero"),
+            NonNegative => (value >= 0, "must be zero or greater"),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(Error::arg(self.from, Code::VIR_ERR_INVALID_ARG, self.api, arg, format!("{arg} in {} {words}", self.api)))
     }
 
     /// Reads a required string argument.
