@@ -404,7 +404,7 @@ REF_KINDS = {
 
 
 def ref_or_free(func, checks):
-    """`vir*Ref` / `vir*Free` of a handle kind: real reference counting, not a stub."""
+    """`vir*Ref` / `vir*Free` of a handle kind: real reference counting."""
     name = func.get("name")
     section, words = checks.get(name, (None, []))
     if section is None or len(words) != 1 or not re.search(r"(Ref|Free)$", name):
@@ -426,7 +426,7 @@ def ref_or_free(func, checks):
             f"{rust_ident(arg)}) }}\n}}\n")
 
 
-def stub(func, checks, symbol=None):
+def unsupported_entry(func, checks, symbol=None):
     """An entry point that runs libvirt's public checks and fails with VIR_ERR_NO_SUPPORT."""
     name = func.get("name")
     symbol = symbol or name
@@ -555,7 +555,7 @@ def generate(api_dir):
         + "\n".join(c_macros) + "\n")
 
     # Entry points of libvirt.so.0 that are not written by hand.
-    stubs = [ref_or_free(f, checks) or stub(f, checks) for f in main.functions if f.get("name") not in hand_functions]
+    entries = [ref_or_free(f, checks) or unsupported_entry(f, checks) for f in main.functions if f.get("name") not in hand_functions]
     files["src/capi/generated.rs"] = (
         f"//! {HEADER_NOTE}\n//!\n"
         "//! The entry points of libvirt 9.0's public API that virbackup's drivers do not\n"
@@ -567,10 +567,10 @@ def generate(api_dir):
         "@FFI@\n"
         "use super::handles::*;\n"
         "use super::objects::{add_ref, release};\n"
-        "use super::stubs::{Number, not_supported};\n"
+        "use super::unsupported::{Number, not_supported};\n"
         "use crate::abi::*;\n"
         "use crate::error::Domain;\n\n"
-        + "\n".join(stubs))
+        + "\n".join(entries))
 
     # The companion libraries (libvirt-qemu.so.0, libvirt-lxc.so.0): libvirt.so.0
     # exports their implementations as virbackup*, so that errors and handles live in one
@@ -613,13 +613,13 @@ def companion_library(companion, api, main, hand_abi, hand_enumerators, hand_fun
     types = []
     enum_items(api, hand_abi, hand_enumerators, types, missing, also=main.enums)
     functype_items(api, hand_abi, types)
-    stubs, forwarders, inner_names = [], [], []
+    entries, forwarders, inner_names = [], [], []
     for f in api.functions:
         name = f.get("name")
         inner = "virbackup" + name[3:]
         inner_names.append(inner)
         if inner not in hand_functions:
-            stubs.append(stub(f, checks, symbol=inner))
+            entries.append(unsupported_entry(f, checks, symbol=inner))
         args = [(a.get("name"), a.get("type")) for a in f.findall("arg")]
         ret = f.find("return").get("type")
         call = ", ".join(n for n, _ in args)
@@ -627,9 +627,9 @@ def companion_library(companion, api, main, hand_abi, hand_enumerators, hand_fun
         forwarders.append(f"{ret}{sep}{inner}({c_params(args)});\n\n{ret}\n{name}({c_params(args)})\n{{\n"
                           f"    return {inner}({call});\n}}\n")
     uses = "@FFI@\n"
-    if stubs:
-        helpers = "{Number, not_supported}" if any("Number::" in text for text in stubs) else "not_supported"
-        uses += f"use super::stubs::{helpers};\nuse crate::error::Domain;\n"
+    if entries:
+        helpers = "{Number, not_supported}" if any("Number::" in text for text in entries) else "not_supported"
+        uses += f"use super::unsupported::{helpers};\nuse crate::error::Domain;\n"
     uses += "use crate::abi::*;\n\n"
     files[f"src/capi/generated_{companion}.rs"] = (
         f"//! {HEADER_NOTE}\n//!\n"
@@ -637,7 +637,7 @@ def companion_library(companion, api, main, hand_abi, hand_enumerators, hand_fun
         f"//! are not written by hand, exported by libvirt.so.0 as `virbackup*`\n"
         f"//! (c-tests/libvirt-{companion}.c forwards libvirt's names).\n\n"
         "#![allow(unused_variables, clippy::missing_safety_doc)]\n\n"
-        + uses + "\n".join(types) + "\n" + "\n".join(stubs))
+        + uses + "\n".join(types) + "\n" + "\n".join(entries))
     files[f"c-tests/libvirt-{companion}.c"] = (
         f"/* {HEADER_NOTE}\n *\n * libvirt-{companion}.so.0: libvirt's {upper}-specific entry points, under "
         "libvirt's names and\n * version nodes, each forwarding to its implementation in libvirt.so.0. */\n"

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::alloc::{fill_strings, malloc_null_terminated, malloc_string};
 use super::handles::{CloseCallback, Connection, DomainRef, Handle};
-use super::stubs::Number;
+use super::unsupported::Number;
 use super::{Call, entry, sys};
 use crate::abi::{
     LIBVIR_VERSION_NUMBER, virConnectAuth, virConnectAuthPtr, virConnectCloseFunc, virConnectCredentialType as Cred,

@@ -10,7 +10,7 @@
 
 use super::handles::*;
 use super::objects::{add_ref, release};
-use super::stubs::{Number, not_supported};
+use super::unsupported::{Number, not_supported};
 use crate::abi::*;
 use crate::error::Domain;
 use std::ffi::{c_char, c_int, c_longlong, c_uchar, c_uint, c_ulong, c_ulonglong, c_void};

@@ -6,7 +6,7 @@
 
 #![allow(unused_variables, clippy::missing_safety_doc)]
 
-use super::stubs::not_supported;
+use super::unsupported::not_supported;
 use crate::abi::*;
 use crate::error::Domain;
 use std::ffi::{c_int, c_uint};

@@ -6,7 +6,7 @@
 
 #![allow(unused_variables, clippy::missing_safety_doc)]
 
-use super::stubs::{Number, not_supported};
+use super::unsupported::{Number, not_supported};
 use crate::abi::*;
 use crate::error::Domain;
 use std::ffi::{c_char, c_int, c_longlong, c_uint, c_void};

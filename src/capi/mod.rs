@@ -41,7 +41,7 @@ pub mod objects;
 pub mod qemu;
 pub mod storage;
 pub mod structs;
-mod stubs;
+mod unsupported;
 mod sys;
 pub mod typedparams;
 
@@ -236,8 +236,8 @@ impl Call {
     }
 
     /// Checks a numeric argument the way libvirt's `virCheck*ArgGoto` macros do.
-    pub fn number(&self, value: i128, rule: stubs::Number, arg: &str) -> Result<()> {
-        use stubs::Number::*;
+    pub fn number(&self, value: i128, rule: unsupported::Number, arg: &str) -> Result<()> {
+        use unsupported::Number::*;
         let (ok, words) = match rule {
             Positive => (value > 0, "must be greater than zero"),
             NonZero => (value != 0, "must not be zero"),

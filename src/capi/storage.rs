@@ -79,7 +79,7 @@ unsafe fn list_names(
     // SAFETY: forwarded from the contract.
     let conn = unsafe { call.conn(conn)? };
     call.array(names, i128::from(maxnames), "names")?;
-    call.number(i128::from(maxnames), super::stubs::Number::NonNegative, "maxnames")?;
+    call.number(i128::from(maxnames), super::unsupported::Number::NonNegative, "maxnames")?;
     let found = objects.names(&conn, filter)?;
     let wanted: Vec<&str> = found.iter().take(usize::try_from(maxnames).unwrap_or(0)).map(String::as_str).collect();
     // SAFETY: `names` has `maxnames` slots (contract) and `wanted` is no longer.
