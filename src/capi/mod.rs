@@ -41,9 +41,9 @@ pub mod objects;
 pub mod qemu;
 pub mod storage;
 pub mod structs;
-mod unsupported;
 mod sys;
 pub mod typedparams;
+mod unsupported;
 
 use std::ffi::{CStr, c_char, c_int, c_uint};
 use std::panic::{AssertUnwindSafe, catch_unwind};
