@@ -179,6 +179,11 @@ impl DomainDef {
         DomainDef::from_element(root)
     }
 
+    /// Parses a definition the driver stored (see [`super::MAX_STORED_XML_BYTES`]).
+    pub fn parse_stored(text: &str) -> Result<DomainDef> {
+        DomainDef::from_element(super::parse_stored_document(text, "domain_definition", "domain", FROM)?)
+    }
+
     /// Parses `<domain>` XML for `VIR_DOMAIN_DEFINE_VALIDATE`: the document's outline
     /// must pass libvirt's domain schema first (see [`outline_problem`]).
     pub fn parse_validated(text: &str) -> Result<DomainDef> {
@@ -239,10 +244,13 @@ impl DomainDef {
             None => 1,
         };
         let mut disks: Vec<DiskDef> = Vec::new();
+        // Target name to index in `disks`: a definition may have thousands of disks.
+        let mut targets = std::collections::HashMap::new();
         if let Some(devices) = xml.child("devices") {
             for disk in devices.children_named("disk") {
                 let parsed = parse_disk(disk)?;
-                if let Some(other) = disks.iter().find(|d| d.target == parsed.target) {
+                if let Some(&index) = targets.get(&parsed.target) {
+                    let other: &DiskDef = &disks[index];
                     return Err(xml_error(format!(
                         "target '{}' duplicated for disk sources '{}' and '{}'",
                         parsed.target,
@@ -250,6 +258,7 @@ impl DomainDef {
                         parsed.source.as_deref().unwrap_or("")
                     )));
                 }
+                targets.insert(parsed.target.clone(), disks.len());
                 disks.push(parsed);
             }
         }
