@@ -849,7 +849,7 @@ impl BackupDef {
     /// Parses the status form [`BackupDef::format`] writes with `status`: no schema
     /// check; disk states, store indexes and TLS aliases are read too.
     pub fn parse_status(xml: &str) -> Result<BackupDef> {
-        let root = super::parse_document(xml, "domain_backup", "domainbackup", FROM)?;
+        let root = super::parse_stored_document(xml, "domain_backup", "domainbackup", FROM)?;
         Self::from_element(&root, true)
     }
 

@@ -157,6 +157,13 @@ impl CheckpointDef {
         Self::from_element(&root, redefine)
     }
 
+    /// Parses checkpoint metadata the driver stored (as for a redefinition, and as large
+    /// as [`super::MAX_STORED_XML_BYTES`]).
+    pub fn parse_stored(text: &str) -> Result<CheckpointDef> {
+        let root = super::parse_stored_document(text, "domain_checkpoint", "domaincheckpoint", FROM)?;
+        Self::from_element(&root, true)
+    }
+
     fn from_element(root: &Element, redefine: bool) -> Result<CheckpointDef> {
         // Schema: no attributes (a namespace declaration included), no stray text, each
         // known child at most once, nothing else.

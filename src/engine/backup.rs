@@ -73,6 +73,13 @@ pub struct Store {
     pub backing_node: Option<String>,
 }
 
+impl Store {
+    /// The id of the job that formats a new store.
+    pub fn create_job_id(&self) -> String {
+        format!("{}-create", self.format_node)
+    }
+}
+
 /// The ways a store's file node is opened, best first. Writes bypass the page cache
 /// (`O_DIRECT`, asynchronous I/O): the copy then runs at the disk's write speed from the
 /// start instead of filling the page cache and waiting for writeback at the end, which
@@ -153,7 +160,7 @@ impl Session {
                     options["backing-file"] = json!(path);
                     options["backing-fmt"] = json!(format);
                 }
-                let job_id = format!("{}-create", store.format_node);
+                let job_id = store.create_job_id();
                 self.run_job("blockdev-create", json!({"job-id": job_id, "options": options}), &job_id)?;
             }
             let mut format = json!({"driver": store.format, "node-name": store.format_node, "file": store.file_node});

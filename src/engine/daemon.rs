@@ -57,8 +57,14 @@ pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
     }
     for (index, disk) in config.disks.iter().enumerate() {
         let (file_node, format_node) = node_names(index);
+        // A block device is opened as one; anything else as a file (QEMU then says
+        // what it is instead).
+        let is_device = std::fs::metadata(&disk.path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_block_device()
+        });
         let file = json!({
-            "driver": "file",
+            "driver": if is_device { "host_device" } else { "file" },
             "node-name": file_node,
             "filename": disk.path,
             "read-only": disk.read_only,
@@ -116,7 +122,17 @@ pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
         .trim()
         .parse::<u32>()
         .map_err(|e| format!("bad pid file {}: {e}", config.pidfile.display()))?;
+    // The daemon made its sockets under the caller's umask: they are for the owner only.
+    for socket in [Some(config.qmp), config.nbd, config.events].into_iter().flatten() {
+        restrict(socket).map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
+    }
     Ok(pid)
+}
+
+/// Makes a socket (or any file) reachable by its owner only, whatever the umask was.
+pub fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// True while a process with this pid exists and is not a zombie.
@@ -151,6 +167,70 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
 /// Kills the process outright (for a daemon that did not quit when asked).
 pub fn kill(pid: u32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+}
+
+/// When a process started, in clock ticks since boot (`/proc/<pid>/stat`, field 22):
+/// with the pid, it names one process for good, even after the pid is reused.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may hold spaces; the state is
+    // field 3, the start time field 22.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when `pid` is a daemon of ours listening on monitor `qmp` (its command line
+/// names the socket), and, when `started` is given, the very process that was recorded.
+pub fn is_ours(pid: u32, qmp: &Path, started: Option<u64>) -> bool {
+    if !is_daemon(pid) || started.is_some_and(|t| start_time(pid) != Some(t)) {
+        return false;
+    }
+    let wanted = opt_value(qmp);
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| cmd.windows(wanted.len()).any(|w| w == wanted.as_bytes()))
+}
+
+/// A daemon of ours serving monitor `qmp`, found among all processes (for a daemon
+/// whose pid was never recorded).
+pub fn find_by_socket(qmp: &Path) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|&pid| is_ours(pid, qmp, None))
+}
+
+/// The pid a daemon wrote into its pid file, if it is still ours (see [`is_ours`]).
+pub fn from_pidfile(pidfile: &Path, qmp: &Path) -> Option<u32> {
+    let pid = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    is_ours(pid, qmp, None).then_some(pid)
+}
+
+/// Stops a daemon: asks it to quit over its monitor (it then closes the images, writing
+/// their persistent bitmaps consistent), and kills it if it has not gone within
+/// `timeout`. Returns false when it had to be killed.
+pub fn stop(pid: u32, qmp: &Path, timeout: Duration) -> bool {
+    match super::qmp::Qmp::connect(qmp, timeout) {
+        Ok(mut monitor) => quit(&mut monitor, pid, timeout),
+        Err(_) => quit_or_kill(pid, timeout),
+    }
+}
+
+/// [`stop`] through a monitor connection the caller already has (a monitor serves one
+/// client at a time).
+pub fn quit(monitor: &mut super::qmp::Qmp, pid: u32, timeout: Duration) -> bool {
+    // The answer may be cut short by the daemon exiting; either is fine.
+    let _ = monitor.execute("quit", None);
+    quit_or_kill(pid, timeout)
+}
+
+fn quit_or_kill(pid: u32, timeout: Duration) -> bool {
+    if wait_gone(pid, timeout) {
+        return true;
+    }
+    kill(pid);
+    wait_gone(pid, timeout);
+    false
 }
 
 #[cfg(test)]
@@ -195,5 +275,9 @@ mod tests {
         assert!(alive(std::process::id()));
         assert!(!is_daemon(std::process::id()));
         assert!(!alive(u32::MAX / 2));
+        let started = start_time(std::process::id()).expect("this process has a start time");
+        assert_eq!(start_time(std::process::id()), Some(started));
+        assert_eq!(start_time(u32::MAX / 2), None);
+        assert!(!is_ours(std::process::id(), Path::new("/nowhere/qmp.sock"), Some(started)));
     }
 }

@@ -86,9 +86,9 @@ pub fn qmp_error(err: QmpError, what: &str) -> Error {
 /// How a session reaches the disks.
 #[derive(Debug, Clone, Copy)]
 pub enum Access<'a> {
-    /// Start a daemon for this session, with its sockets in `run_dir`, and stop it when
-    /// the session finishes.
-    Transient { run_dir: &'a Path },
+    /// Start a daemon for this session, on monitor `qmp` with its pid in `pidfile` (the
+    /// caller records both first), and stop it when the session finishes.
+    Transient { qmp: &'a Path, pidfile: &'a Path },
     /// A monitor that is already there: our running daemon or an adopted QEMU.
     Existing { qmp: &'a Path },
 }
@@ -109,22 +109,10 @@ impl Session {
     pub fn open(access: Access<'_>, disks: &[EngineDisk], what: &str) -> Result<Session> {
         let timeout = default_timeout();
         let (qmp_path, transient) = match access {
-            Access::Transient { run_dir } => {
-                std::fs::create_dir_all(run_dir)
-                    .map_err(|e| Error::system(FROM, format!("cannot create '{}'", run_dir.display()), &e))?;
-                let qmp = run_dir.join("qmp-op.sock");
-                let pidfile = run_dir.join("qsd-op.pid");
-                let pid = daemon::start(&daemon::DaemonConfig {
-                    qmp: &qmp,
-                    pidfile: &pidfile,
-                    disks,
-                    nbd: None,
-                    events: None,
-                })
-                .map_err(|e| {
-                    Error::internal(FROM, format!("qemu-storage-daemon could not open the disks of {what}: {e}"))
-                })?;
-                (qmp, Some(pid))
+            Access::Transient { qmp, pidfile } => {
+                let config = daemon::DaemonConfig { qmp, pidfile, disks, nbd: None, events: None };
+                let pid = daemon::start(&config).map_err(|e| daemon_error(what, disks, &e))?;
+                (qmp.to_path_buf(), Some(pid))
             }
             Access::Existing { qmp } => (qmp.to_path_buf(), None),
         };
@@ -166,6 +154,16 @@ impl Session {
             }
         }
         Ok(found)
+    }
+
+    /// The pid of the daemon this session started, if it did.
+    pub fn transient_pid(&self) -> Option<u32> {
+        self.transient
+    }
+
+    /// The session's monitor connection, for commands sent as they are.
+    pub fn monitor(&mut self) -> &mut Qmp {
+        &mut self.qmp
     }
 
     /// The format node of a disk.
@@ -225,16 +223,14 @@ impl Session {
 
     fn stop_transient(&mut self) -> Result<()> {
         let Some(pid) = self.transient.take() else { return Ok(()) };
-        // The answer to quit may be cut short by the daemon exiting; either is fine.
-        let _ = self.qmp.execute("quit", None);
-        if daemon::wait_gone(pid, self.qmp.timeout()) {
+        let timeout = self.qmp.timeout();
+        if daemon::quit(&mut self.qmp, pid, timeout) {
             Ok(())
         } else {
-            daemon::kill(pid);
             Err(Error::new(
                 FROM,
                 Code::VIR_ERR_OPERATION_TIMEOUT,
-                format!("{} did not quit within {:.1}s and was killed", self.what, self.qmp.timeout().as_secs_f64()),
+                format!("{} did not quit within {:.1}s and was killed", self.what, timeout.as_secs_f64()),
             ))
         }
     }
@@ -271,6 +267,45 @@ pub fn monitor_command(socket: &Path, what: &str, cmd: &str, hmp: bool) -> Resul
     };
     let reply = qmp.execute_raw(request).map_err(|e| qmp_error(e, what))?;
     Ok(reply.to_string())
+}
+
+/// Why a daemon could not open a domain's disks, in words: its message names the block
+/// node that failed as JSON, which is turned back into the disk (target and file) it
+/// stands for. `what` names the domain's engine.
+pub fn daemon_error(what: &str, disks: &[EngineDisk], stderr: &str) -> Error {
+    let text = stderr.trim().trim_start_matches("qemu-storage-daemon: ");
+    // `--blockdev {"driver":...,"node-name":"vb-file0",...}: <reason>`
+    let (node, reason) = match text.strip_prefix("--blockdev ").and_then(|rest| rest.split_once("}: ")) {
+        Some((json, reason)) => {
+            let node = serde_json::from_str::<Value>(&format!("{json}}}"))
+                .ok()
+                .and_then(|v| v["node-name"].as_str().map(str::to_string));
+            (node, reason.to_string())
+        }
+        None => (None, text.to_string()),
+    };
+    let disk = node.and_then(|n| {
+        (0..disks.len()).find(|&i| {
+            let (f, d) = node_names(i);
+            f == n || d == n
+        })
+    });
+    let reason = reason.replace('\n', " ");
+    match disk.map(|i| &disks[i]) {
+        Some(disk) if reason.contains("Failed to get \"write\" lock") || reason.contains("Failed to get shared") => {
+            Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_FAILED,
+                format!("disk '{}' ('{}') is in use by another process: {reason}", disk.target, disk.path.display()),
+            )
+        }
+        Some(disk) => Error::new(
+            FROM,
+            Code::VIR_ERR_OPERATION_FAILED,
+            format!("disk '{}' ('{}') cannot be opened as {}: {reason}", disk.target, disk.path.display(), disk.format),
+        ),
+        None => Error::new(FROM, Code::VIR_ERR_OPERATION_FAILED, format!("{what} could not start: {reason}")),
+    }
 }
 
 /// The sizes `qemu-img info` reports for an image, in bytes.

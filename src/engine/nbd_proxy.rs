@@ -119,9 +119,12 @@ impl NbdProxy {
         let (listener, local_addr, socket_file) = match listen {
             Listen::Unix(path) => {
                 let listener = UnixListener::bind(&path)?;
-                let meta = std::fs::symlink_metadata(&path).inspect_err(|_| {
-                    let _ = std::fs::remove_file(&path);
-                })?;
+                // Only the owner may reach the disks through it, whatever the umask.
+                let meta = super::daemon::restrict(&path).and_then(|()| std::fs::symlink_metadata(&path)).inspect_err(
+                    |_| {
+                        let _ = std::fs::remove_file(&path);
+                    },
+                )?;
                 let local = path.to_string_lossy().into_owned();
                 (Listener::Unix(listener), local, Some((path, meta.dev(), meta.ino())))
             }

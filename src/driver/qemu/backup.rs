@@ -25,7 +25,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::store::{self, Layout};
+use super::intent::{self, CheckpointStep, DaemonRecord, DoneWhen, Intent, Journal, OwnedFile};
+use super::store::{self, Layout, Scope};
 use super::{
     DRIVERS, Engine, FROM, Inner, Live, QemuDomain, QemuDriver, bitmap_disks, check_socket_path, engine_disks,
     events_socket, invalid, now_seconds,
@@ -38,7 +39,7 @@ use crate::driver::{BlockJobInfo, DomainId, JobInfo, JobStats};
 use crate::engine::backup::{self as qmp_backup, Creation, JobState, NbdAddress, Store, Sync};
 use crate::engine::nbd_proxy::{Listen, NbdProxy};
 use crate::engine::qmp::Qmp;
-use crate::engine::{self, Access, Session, daemon};
+use crate::engine::{self, Access, EngineDisk, Session, daemon};
 use crate::error::{Code, Error, Result};
 use crate::uuid::Uuid;
 
@@ -64,18 +65,21 @@ impl JobFile {
     fn save(&self, layout: &Layout, domain: &str) -> Result<()> {
         let path = layout.job_file(domain);
         if self.active.is_none() && self.completed.is_none() {
-            return store::remove(&path);
+            return layout.remove(&path);
         }
         let text = serde_json::to_string_pretty(self).expect("a job file serializes");
-        store::save(&path, &text)
+        layout.save(&path, &text)
     }
 }
 
 /// A running backup job, as recorded for every process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct ActiveJob {
-    /// The process that watches the job.
+    /// The process that watches the job, and its start time (with the pid, it names
+    /// that process even once the pid is reused).
     pub owner: u32,
+    #[serde(default)]
+    pub owner_started: Option<u64>,
     /// When it started, in milliseconds since the epoch; it also tells jobs apart.
     pub started_ms: u64,
     /// The backup definition, in its status form.
@@ -87,6 +91,19 @@ pub(super) struct ActiveJob {
     pub engine: JobEngine,
     pub nbd: Option<NbdSetup>,
     pub disks: Vec<JobDisk>,
+    /// How the job ended, recorded before the cleanup that follows: a process that
+    /// takes the job over after a death in the middle of it goes on from there.
+    #[serde(default)]
+    pub finishing: Option<Verdict>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Verdict {
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub progress: Progress,
+    pub elapsed_ms: u64,
 }
 
 /// Where the job runs.
@@ -215,14 +232,6 @@ fn store_exists(path: &Path, target: &str) -> Error {
     Error::new(FROM, Code::VIR_ERR_INVALID_ARG, format!("store '{}' for backup of '{target}' exists", path.display()))
 }
 
-/// Removes a unix socket file left at `path` (anything else there is kept).
-fn remove_stale_socket(path: &Path) {
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
 /// The address a pull backup listens on.
 fn listen_address(def: &BackupDef) -> Result<NbdAddress> {
     match def.server.as_ref().map(|s| &s.transport) {
@@ -235,108 +244,13 @@ fn listen_address(def: &BackupDef) -> Result<NbdAddress> {
 fn start_proxy(address: &NbdAddress, upstream: &Path, names: &[(String, String)]) -> Result<NbdProxy> {
     let listen = match address {
         NbdAddress::Unix(path) => {
-            remove_stale_socket(path);
+            prepare_socket_path(path)?;
             Listen::Unix(path.clone())
         }
         NbdAddress::Tcp { host, port } => Listen::Tcp { host: host.clone(), port: *port as u16 },
     };
     NbdProxy::start(listen, upstream.to_path_buf(), names.to_vec())
         .map_err(|e| Error::system(FROM, "cannot listen for the backup's NBD clients", &e))
-}
-
-/// What a begin has made so far, to be undone if a later step fails.
-#[derive(Default)]
-struct Undo {
-    created_files: Vec<PathBuf>,
-    stores: Vec<Store>,
-    daemon: Option<(u32, PathBuf)>,
-    /// Copies started (job ids), and the bitmaps of the new checkpoint (node, name).
-    jobs: Vec<String>,
-    checkpoint_bitmaps: Vec<(String, String)>,
-    temporary_bitmaps: Vec<(String, String)>,
-    exports: Vec<String>,
-    nbd_server: bool,
-    socket: Option<PathBuf>,
-    proxy: Option<(PathBuf, Uuid)>,
-}
-
-impl Undo {
-    fn run(self, session: Option<Session>) {
-        if let Some(key) = &self.proxy {
-            PROXIES.lock().remove(key);
-        }
-        if let Some(mut session) = session {
-            for id in &self.exports {
-                let _ = session.execute("block-export-del", Some(json!({"id": id, "mode": "hard"})));
-            }
-            if self.nbd_server {
-                let _ = session.execute("nbd-server-stop", None);
-            }
-            for id in &self.jobs {
-                let _ = session.execute("block-job-cancel", Some(json!({"device": id, "force": true})));
-            }
-            wait_concluded(&mut session, &self.jobs);
-            for id in &self.jobs {
-                let _ = session.execute("job-dismiss", Some(json!({"id": id})));
-            }
-            for (node, name) in self.checkpoint_bitmaps.iter().chain(&self.temporary_bitmaps) {
-                let _ = session.execute("block-dirty-bitmap-remove", Some(json!({"node": node, "name": name})));
-            }
-            for store in self.stores.iter().rev() {
-                session.close_store(store);
-            }
-            // The monitor takes one client at a time: let go of it before the daemon is
-            // told to quit.
-        }
-        if let Some((pid, qmp)) = &self.daemon {
-            stop_daemon(*pid, qmp);
-            remove_job_files(qmp);
-        }
-        for path in &self.created_files {
-            let _ = std::fs::remove_file(path);
-        }
-        if let Some(socket) = &self.socket {
-            remove_stale_socket(socket);
-        }
-    }
-}
-
-/// Removes the sockets and pid file of a job's daemon (next to its monitor socket), and
-/// their folder when nothing else is in it.
-fn remove_job_files(qmp: &Path) {
-    let Some(dir) = qmp.parent() else { return };
-    for name in ["job-qmp.sock", "job-events.sock", "job.pid"] {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
-/// Waits (boundedly) until the given jobs have concluded.
-fn wait_concluded(session: &mut Session, ids: &[String]) {
-    if ids.is_empty() {
-        return;
-    }
-    let deadline = std::time::Instant::now() + engine::default_timeout();
-    while std::time::Instant::now() < deadline {
-        let Ok(states) = session.query_jobs() else { return };
-        if states.iter().filter(|s| ids.contains(&s.id)).all(JobState::concluded) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Asks a daemon started for a job to quit (writing the bitmaps into the images), and
-/// kills it if it does not.
-fn stop_daemon(pid: u32, qmp: &Path) {
-    let timeout = engine::default_timeout();
-    if let Ok(mut monitor) = Qmp::connect(qmp, timeout) {
-        let _ = monitor.execute("quit", None);
-    }
-    if !daemon::wait_gone(pid, timeout) {
-        daemon::kill(pid);
-        daemon::wait_gone(pid, timeout);
-    }
 }
 
 impl QemuDriver {
@@ -353,9 +267,10 @@ impl QemuDriver {
         checkpoint_xml: Option<&str>,
         flags: u32,
     ) -> Result<()> {
-        let job = self
-            .with_state(true, |inner, layout| self.start_job(inner, layout, dom, backup_xml, checkpoint_xml, flags))?;
-        self.watch(dom.uuid, job);
+        let job = self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
+            self.start_job(inner, layout, dom, backup_xml, checkpoint_xml, flags)
+        })?;
+        self.watch(&dom.name, dom.uuid, job);
         Ok(())
     }
 
@@ -386,27 +301,65 @@ impl QemuDriver {
             store::check_file_name("checkpoint", &checkpoint.def.name)?;
             self.check_new_checkpoint(&dom_def, &checkpoint.def)?;
         }
-        let mut def = begin.def;
-        if let Some(disk) = def.disks.iter().find(|d| d.backup && d.encryption.is_some()) {
+        if let Some(disk) = begin.def.disks.iter().find(|d| d.backup && d.encryption.is_some()) {
             return Err(Error::new(
                 FROM,
                 Code::VIR_ERR_CONFIG_UNSUPPORTED,
                 format!("encrypted backup store for disk '{}' is not supported", disk.name),
             ));
         }
-        for disk in def.disks.iter().filter(|d| d.backup) {
+        for disk in begin.def.disks.iter().filter(|d| d.backup) {
             let source = dom_def.disk(&disk.name).expect("aligned disks exist");
             if disk.mode == Some(DiskBackupMode::Incremental) && source.format.as_deref() != Some("qcow2") {
                 let checkpoint = disk.incremental.clone().unwrap_or_default();
                 return Err(jobs::broken_bitmap(FROM, &checkpoint, &disk.name));
             }
         }
+        if begin.def.mode == BackupMode::Pull {
+            check_pull_address(&begin.def)?;
+        }
         let disks = engine_disks(&dom_def)?;
-        let reuse = flags & REUSE_EXTERNAL != 0;
+        if domain.live.is_none() {
+            super::check_disk_files(domain.name(), &disks)?;
+        }
         let started_ms = now_ms();
+        let name = domain.name().to_string();
+        let mut intent = Intent::new("backup", &name);
+        intent.done_when = Some(DoneWhen::Job { started_ms });
+        intent.checkpoint = begin.checkpoint.as_ref().map(|c| CheckpointStep::Create { name: c.def.name.clone() });
+        let mut journal = Journal::begin(layout, intent)?;
+        let mut session = None;
+        let result = self.begin_steps(inner, layout, at, begin, flags, started_ms, &disks, &mut journal, &mut session);
+        // Done or not, what the steps left is settled: undone when the job is not
+        // recorded; when it is, only the placeholders of its files go.
+        let settled = self.settle(inner, journal, session);
+        match (result, settled) {
+            (Ok(job), Ok(())) => Ok(job),
+            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+        }
+    }
 
-        // Reach the disks.
-        let mut undo = Undo::default();
+    /// The steps of a backup begin, each recorded in the journal before it runs.
+    #[allow(clippy::too_many_arguments)]
+    fn begin_steps(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        at: usize,
+        begin: jobs::Begin,
+        flags: u32,
+        started_ms: u64,
+        disks: &[EngineDisk],
+        journal: &mut Journal,
+        session_slot: &mut Option<Session>,
+    ) -> Result<ActiveJob> {
+        let domain = &inner.domains[at];
+        let dom_def = domain.def().clone();
+        let mut def = begin.def;
+        let reuse = flags & REUSE_EXTERNAL != 0;
+        let op = journal.intent.op.clone();
+
+        // Reach the disks: the running engine, or a daemon started for the job.
         let (engine, own_nbd) = match &domain.live {
             Some(Live { engine: Engine::Ours { qmp, nbd, .. }, .. }) => {
                 let events = Some(events_socket(qmp)).filter(|p| p.exists());
@@ -417,74 +370,63 @@ impl QemuDriver {
             }
             None => {
                 let run_dir = layout.run_dir(domain.name());
-                let (qmp, events, pidfile) =
-                    (run_dir.join("job-qmp.sock"), run_dir.join("job-events.sock"), run_dir.join("job.pid"));
+                let (qmp, events, pidfile) = (
+                    run_dir.join(format!("job-{op}.sock")),
+                    run_dir.join(format!("job-{op}-events.sock")),
+                    run_dir.join(format!("job-{op}.pid")),
+                );
                 check_socket_path(&qmp)?;
                 check_socket_path(&events)?;
-                std::fs::create_dir_all(&run_dir)
-                    .map_err(|e| Error::system(FROM, format!("cannot create '{}'", run_dir.display()), &e))?;
-                let pid = daemon::start(&daemon::DaemonConfig {
-                    qmp: &qmp,
-                    pidfile: &pidfile,
-                    disks: &disks,
-                    nbd: None,
-                    events: Some(&events),
-                })
-                .map_err(|e| {
-                    Error::internal(
-                        FROM,
-                        format!("qemu-storage-daemon could not open the disks of domain '{}': {e}", domain.name()),
-                    )
+                layout.ensure_dir(&run_dir)?;
+                journal.record(|i| {
+                    i.daemons.push(DaemonRecord {
+                        qmp: qmp.clone(),
+                        pidfile: pidfile.clone(),
+                        sockets: vec![events.clone()],
+                        pid: None,
+                        started: None,
+                    })
                 })?;
-                undo.daemon = Some((pid, qmp.clone()));
+                let config =
+                    daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks, nbd: None, events: Some(&events) };
+                let pid = daemon::start(&config).map_err(|e| engine::daemon_error(&what(domain.name()), disks, &e))?;
+                intent::kill_point("backup-daemon-started");
+                journal.record(|i| {
+                    i.daemons[0].pid = Some(pid);
+                    i.daemons[0].started = daemon::start_time(pid);
+                })?;
                 (JobEngine { qmp, events: Some(events), daemon: Some(pid) }, None)
             }
         };
-        let mut session = match Session::open(Access::Existing { qmp: &engine.qmp }, &disks, &what(domain.name())) {
-            Ok(s) => s,
-            Err(e) => {
-                undo.run(None);
-                return Err(e);
-            }
-        };
+        journal.record(|i| i.engine = Some(engine.qmp.clone()))?;
+        let session =
+            session_slot.insert(Session::open(Access::Existing { qmp: &engine.qmp }, disks, &what(domain.name()))?);
         let checkpoint_def = begin.checkpoint.as_ref().map(|c| c.def.clone());
-        let started = self
-            .prepare_disks(&mut session, &mut undo, &mut def, &dom_def, checkpoint_def.as_ref(), reuse)
-            .and_then(|mut job_disks| {
-                let nbd =
-                    self.export_views(&mut session, &mut undo, &def, &mut job_disks, own_nbd.as_deref(), dom.uuid)?;
-                Ok((job_disks, nbd))
-            })
-            .and_then(|(job_disks, nbd)| {
-                // The copies run: record the checkpoint and the job.
-                let domain = &mut inner.domains[at];
-                if let Some(checkpoint) = &checkpoint_def {
-                    self.save_checkpoint(domain.name(), checkpoint)?;
-                    undo.created_files.push(layout.checkpoint_file(domain.name(), &checkpoint.name));
-                }
-                let job = ActiveJob {
-                    owner: std::process::id(),
-                    started_ms,
-                    backup: def.format(true),
-                    checkpoint: checkpoint_def.as_ref().map(|c| c.name.clone()),
-                    aborting: false,
-                    engine: engine.clone(),
-                    nbd,
-                    disks: job_disks,
-                };
-                let file = JobFile { active: Some(job.clone()), completed: domain.jobs.completed.clone() };
-                file.save(layout, domain.name())?;
-                Ok((job, file))
-            });
-        let (job, file) = match started {
-            Ok(done) => done,
-            Err(e) => {
-                undo.run(Some(session));
-                return Err(e);
-            }
-        };
-        drop(session);
+        let mut job_disks =
+            self.prepare_disks(session, journal, &mut def, &dom_def, checkpoint_def.as_ref(), reuse, &op)?;
+        let nbd = self.export_views(session, journal, &def, &mut job_disks, own_nbd.as_deref(), dom_def.uuid)?;
+
+        // The copies run: record the checkpoint, then the job, which completes the begin.
         let domain = &mut inner.domains[at];
+        intent::kill_point("backup-copies-started");
+        if let Some(checkpoint) = &checkpoint_def {
+            self.save_checkpoint(domain.name(), checkpoint)?;
+            intent::kill_point("backup-checkpoint-saved");
+        }
+        let job = ActiveJob {
+            owner: std::process::id(),
+            owner_started: daemon::start_time(std::process::id()),
+            started_ms,
+            backup: def.format(true),
+            checkpoint: checkpoint_def.as_ref().map(|c| c.name.clone()),
+            aborting: false,
+            engine: engine.clone(),
+            nbd,
+            disks: job_disks,
+            finishing: None,
+        };
+        let file = JobFile { active: Some(job.clone()), completed: domain.jobs.completed.clone() };
+        file.save(layout, domain.name())?;
         domain.jobs = file;
         if let Some(prepared) = begin.checkpoint {
             domain.checkpoints.commit(prepared)?;
@@ -494,22 +436,27 @@ impl QemuDriver {
     }
 
     /// Checks the incremental disks' bitmaps, creates and opens the stores, and starts
-    /// every copy (with the new checkpoint's bitmaps) in one transaction. Fills in the
+    /// every copy (with the new checkpoint's bitmaps) in one transaction. Everything it
+    /// will add is recorded in the journal before the first of it is made. Fills in the
     /// stores' formats in `def`.
+    #[allow(clippy::too_many_arguments)]
     fn prepare_disks(
         &self,
         session: &mut Session,
-        undo: &mut Undo,
+        journal: &mut Journal,
         def: &mut BackupDef,
         dom_def: &crate::conf::domain::DomainDef,
         checkpoint: Option<&crate::conf::checkpoint::CheckpointDef>,
         reuse: bool,
+        op: &str,
     ) -> Result<Vec<JobDisk>> {
         let bitmaps = session.bitmaps()?;
         let sizes = session.virtual_sizes()?;
         let mode = def.mode;
         let mut actions = Vec::new();
         let mut job_disks = Vec::new();
+        let mut plan = Intent::default();
+        let taken = |target: &str, name: &str| bitmaps.get(target).is_some_and(|l| l.iter().any(|b| b.name == name));
         if let Some(checkpoint) = checkpoint {
             for (target, bitmap) in bitmap_disks(checkpoint, dom_def) {
                 let node = session.node(target)?.to_string();
@@ -517,9 +464,15 @@ impl QemuDriver {
                     "type": "block-dirty-bitmap-add",
                     "data": {"node": node, "name": bitmap, "persistent": true},
                 }));
-                undo.checkpoint_bitmaps.push((node, bitmap.to_string()));
+                // One already there makes the transaction fail (QEMU's "Bitmap already
+                // exists", as in libvirt); it is not recorded, so undoing never removes it.
+                if !taken(target, bitmap) {
+                    plan.bitmaps.push((node, bitmap.to_string()));
+                }
             }
         }
+        // The stores: planned first, then made.
+        let mut stores = Vec::new();
         for (index, disk) in def.disks.iter().filter(|d| d.backup).enumerate() {
             let source = dom_def.disk(&disk.name).expect("aligned disks exist");
             let source_path = source.source.clone().unwrap_or_default();
@@ -544,11 +497,7 @@ impl QemuDriver {
             let kind = disk.store_kind.unwrap_or(StoreKind::File);
             let created = !reuse && kind == StoreKind::File;
             if created {
-                match qmp_backup::create_exclusive(&path) {
-                    Ok(true) => undo.created_files.push(path.clone()),
-                    Ok(false) => return Err(store_exists(&path, &disk.name)),
-                    Err(e) => return Err(Error::system(FROM, format!("cannot create '{}'", path.display()), &e)),
-                }
+                plan.files.push(owned_file(&path, op)?);
             } else if !path.exists() {
                 return Err(Error::new(
                     FROM,
@@ -556,15 +505,8 @@ impl QemuDriver {
                     format!("store '{}' for backup of '{}' does not exist", path.display(), disk.name),
                 ));
             }
-            let creation = if reuse {
-                Creation::Existing
-            } else if format == "raw" {
+            let creation = if reuse || format == "raw" {
                 // A raw store is only sized; there is nothing to format.
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(size))
-                    .map_err(|e| Error::system(FROM, format!("cannot size '{}'", path.display()), &e))?;
                 Creation::Existing
             } else {
                 // An incremental target, and a scratch image, name the disk as backing
@@ -575,54 +517,84 @@ impl QemuDriver {
             let store = Store {
                 path: path.clone(),
                 format: format.clone(),
-                file_node: format!("vb-store{index}-file"),
-                format_node: format!("vb-store{index}"),
+                file_node: format!("vb{op}-s{index}f"),
+                format_node: format!("vb{op}-s{index}"),
                 creation,
                 backing_node: (mode == BackupMode::Pull).then(|| node.clone()),
             };
-            session.open_store(&store)?;
-            undo.stores.push(store.clone());
-
-            let job_id = format!("backup-{}-{node}", disk.name);
+            plan.nodes.extend([store.file_node.clone(), store.format_node.clone()]);
+            if matches!(store.creation, Creation::New { .. }) {
+                plan.jobs.push(store.create_job_id());
+            }
+            let job_id = format!("backup-{}-vb{op}", disk.name);
+            plan.jobs.push(job_id.clone());
             let bitmap = base.as_ref().map(|(checkpoint, granularity)| {
                 // Push: the copy reads the bitmap on the disk; pull: the export offers it
                 // from the scratch image.
                 let on = if mode == BackupMode::Push { node.clone() } else { store.format_node.clone() };
                 let name = jobs::temporary_bitmap(disk);
-                actions.push(qmp_backup::add_temporary_bitmap(&on, &name, *granularity));
-                actions.push(qmp_backup::merge_bitmaps(&on, &name, &[(node.as_str(), checkpoint.as_str())]));
-                (on, name, checkpoint.clone())
+                (on, name, checkpoint.clone(), *granularity)
             });
+            if let Some((on, name, _, _)) = &bitmap
+                && !(on == &node && taken(&disk.name, name))
+            {
+                plan.bitmaps.push((on.clone(), name.clone()));
+            }
+            stores.push((disk.name.clone(), source_path, node, size, store, created, job_id, bitmap, kind));
+        }
+        journal.record(|i| {
+            i.bitmaps.extend(plan.bitmaps);
+            i.files.extend(plan.files.iter().cloned());
+            i.nodes.extend(plan.nodes);
+            i.jobs.extend(plan.jobs);
+        })?;
+
+        for (target, source_path, node, size, store, created, job_id, bitmap, _kind) in stores {
+            if created {
+                let file = plan.files.iter().find(|f| f.path == store.path).expect("planned");
+                match intent::create_owned(file) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(store_exists(&store.path, &target)),
+                    Err(e) => return Err(Error::system(FROM, format!("cannot create '{}'", store.path.display()), &e)),
+                }
+            }
+            if !reuse && store.format == "raw" {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&store.path)
+                    .and_then(|f| f.set_len(size))
+                    .map_err(|e| Error::system(FROM, format!("cannot size '{}'", store.path.display()), &e))?;
+            }
+            session.open_store(&store)?;
+            intent::kill_point("backup-store-opened");
+            if let Some((on, name, checkpoint, granularity)) = &bitmap {
+                actions.push(qmp_backup::add_temporary_bitmap(on, name, *granularity));
+                actions.push(qmp_backup::merge_bitmaps(on, name, &[(node.as_str(), checkpoint.as_str())]));
+            }
             let sync = match (&mode, &bitmap) {
                 (BackupMode::Pull, _) => Sync::None,
-                (BackupMode::Push, Some((_, name, _))) => Sync::Incremental { bitmap: name.clone() },
+                (BackupMode::Push, Some((_, name, _, _))) => Sync::Incremental { bitmap: name.clone() },
                 (BackupMode::Push, None) => Sync::Full,
             };
             // A pull backup's copy runs only as the guest writes: it is never limited.
             let speed = if mode == BackupMode::Push { copy_speed() } else { None };
             actions.push(qmp_backup::backup_action(&job_id, &node, &store.format_node, &sync, speed));
-            if let Some((on, name, _)) = &bitmap
-                && mode == BackupMode::Push
-            {
-                undo.temporary_bitmaps.push((on.clone(), name.clone()));
-            }
             job_disks.push(JobDisk {
-                target: disk.name.clone(),
+                target,
                 source: source_path,
-                node: node.clone(),
-                job_id: job_id.clone(),
-                store: path,
-                store_format: format,
+                node,
+                job_id,
+                store: store.path.clone(),
+                store_format: store.format.clone(),
                 file_node: store.file_node.clone(),
                 format_node: store.format_node.clone(),
                 created,
-                bitmap: bitmap.map(|(on, name, _)| (on, name)),
+                bitmap: bitmap.map(|(on, name, _, _)| (on, name)),
                 export_id: None,
                 size,
             });
         }
         session.transaction(actions)?;
-        undo.jobs = job_disks.iter().map(|d| d.job_id.clone()).collect();
         Ok(job_disks)
     }
 
@@ -630,11 +602,12 @@ impl QemuDriver {
     /// export name, with its bitmap. A shut-off domain's job daemon and an adopted QEMU
     /// serve them from an NBD server started on the requested address; a running
     /// domain's daemon already has a server (its disks), so the views get internal names
-    /// there and a proxy listens on the requested address.
+    /// there and a proxy listens on the requested address. A unix socket is made for
+    /// its owner only (mode 0600), whatever the umask.
     fn export_views(
         &self,
         session: &mut Session,
-        undo: &mut Undo,
+        journal: &mut Journal,
         def: &BackupDef,
         job_disks: &mut [JobDisk],
         own_nbd: Option<&Path>,
@@ -644,24 +617,31 @@ impl QemuDriver {
             return Ok(None);
         }
         let address = listen_address(def)?;
-        if own_nbd.is_none() {
+        let op = journal.intent.op.clone();
+        let ids: Vec<String> = (0..job_disks.len()).map(|i| format!("vb{op}-e{i}")).collect();
+        journal.record(|i| {
+            i.exports.extend(ids.iter().cloned());
+            i.nbd_server = own_nbd.is_none();
             if let NbdAddress::Unix(path) = &address {
-                check_socket_path(path)?;
-                remove_stale_socket(path);
-                undo.socket = Some(path.clone());
+                i.sockets.push(path.clone());
             }
+        })?;
+        if let NbdAddress::Unix(path) = &address {
+            prepare_socket_path(path)?;
+        }
+        if own_nbd.is_none() {
             session.start_nbd_server(&address)?;
-            undo.nbd_server = true;
+            if let NbdAddress::Unix(path) = &address {
+                restrict_socket(path)?;
+            }
         }
         let mut names = Vec::new();
-        for (index, disk) in job_disks.iter_mut().enumerate() {
+        for ((index, disk), id) in job_disks.iter_mut().enumerate().zip(ids) {
             let backup_disk = def.disks.iter().find(|d| d.name == disk.target).expect("a backed-up disk");
             let visible = backup_disk.export_name.clone().unwrap_or_else(|| disk.target.clone());
-            let name = if own_nbd.is_some() { format!("vb-pull-{index}") } else { visible.clone() };
-            let id = format!("vb-export{index}");
+            let name = if own_nbd.is_some() { format!("vb{op}-pull-{index}") } else { visible.clone() };
             let bitmap = disk.bitmap.as_ref().map(|(_, b)| b.as_str());
             session.export(&id, &disk.format_node, &name, bitmap)?;
-            undo.exports.push(id.clone());
             disk.export_id = Some(id);
             names.push((visible, name));
         }
@@ -670,11 +650,58 @@ impl QemuDriver {
             Some(upstream) => {
                 let proxy = start_proxy(&address, upstream, &names)?;
                 PROXIES.lock().insert((self.root().to_path_buf(), uuid), proxy);
-                undo.proxy = Some((self.root().to_path_buf(), uuid));
                 Ok(Some(NbdSetup::Proxy { upstream: upstream.to_path_buf(), names }))
             }
         }
     }
+}
+
+/// The file a backup creates at `path`, with the placeholder name that tells it apart
+/// from a file that was there before (see `intent::OwnedFile`).
+fn owned_file(path: &Path, op: &str) -> Result<OwnedFile> {
+    let name = path.file_name().ok_or_else(|| {
+        Error::new(FROM, Code::VIR_ERR_INVALID_ARG, format!("'{}' is not a file name", path.display()))
+    })?;
+    let placeholder = path.with_file_name(format!(".{}.vb-{op}", name.to_string_lossy()));
+    Ok(OwnedFile { path: path.to_path_buf(), placeholder })
+}
+
+/// Checks the address a pull backup will listen on, before anything is made: a unix
+/// socket path must fit in a socket address.
+fn check_pull_address(def: &BackupDef) -> Result<()> {
+    if let Ok(NbdAddress::Unix(path)) = listen_address(def) {
+        check_socket_path(&path)?;
+    }
+    Ok(())
+}
+
+/// Clears the way for a pull backup's unix socket: a socket nobody listens on is removed;
+/// anything else there — a file, a folder, a socket in use — is refused (binding would
+/// delete it).
+fn prepare_socket_path(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    if !meta.file_type().is_socket() {
+        return Err(Error::new(
+            FROM,
+            Code::VIR_ERR_INVALID_ARG,
+            format!("backup socket path '{}' exists and is not a socket", path.display()),
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(Error::new(
+            FROM,
+            Code::VIR_ERR_OPERATION_INVALID,
+            format!("backup socket path '{}' is in use by another process", path.display()),
+        ));
+    }
+    intent::remove_socket(path);
+    Ok(())
+}
+
+/// Makes a socket reachable by its owner only.
+fn restrict_socket(path: &Path) -> Result<()> {
+    daemon::restrict(path).map_err(|e| Error::system(FROM, format!("cannot restrict '{}'", path.display()), &e))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -715,8 +742,9 @@ fn observe(engine: &JobEngine, ids: &[String]) -> Observed {
 
 impl QemuDriver {
     /// Starts the thread that finishes the job when its copies end (once per job and
-    /// process).
-    fn watch(&self, uuid: Uuid, job: ActiveJob) {
+    /// process). A job whose end was already judged goes straight to its cleanup.
+    fn watch(&self, domain: &str, uuid: Uuid, job: ActiveJob) {
+        let domain = domain.to_string();
         let key = (self.root().to_path_buf(), uuid, job.started_ms);
         if !WATCHED.lock().insert(key.clone()) {
             return;
@@ -727,8 +755,9 @@ impl QemuDriver {
         };
         let thread_key = key.clone();
         let spawned = std::thread::Builder::new().name("virbackup-job".into()).spawn(move || {
-            let observed = observe(&job.engine, &job.job_ids());
-            if let Err(e) = driver.finish_backup(uuid, job.started_ms, observed) {
+            let observed =
+                if job.finishing.is_some() { Observed::default() } else { observe(&job.engine, &job.job_ids()) };
+            if let Err(e) = driver.finish_backup(&domain, uuid, job.started_ms, observed) {
                 eprintln!("virbackup: warning : finishing the backup job failed: {}", e.message);
             }
             // Only now: until the job is finished, no other thread may take it over.
@@ -743,19 +772,27 @@ impl QemuDriver {
     /// changed.
     pub(super) fn adopt_orphan_jobs(&self, inner: &mut Inner) -> Result<bool> {
         let me = std::process::id();
+        let my_start = daemon::start_time(me);
         let mut any = false;
         for domain in &mut inner.domains {
             let mut changed = false;
             let uuid = domain.def().uuid;
+            let name = domain.name().to_string();
             let Some(job) = domain.jobs.active.as_mut() else { continue };
-            if job.owner != me && daemon::alive(job.owner) {
+            let mine = job.owner == me && (job.owner_started.is_none() || job.owner_started == my_start);
+            let owner_alive = daemon::alive(job.owner)
+                && (job.owner_started.is_none() || daemon::start_time(job.owner) == job.owner_started);
+            if !mine && owner_alive {
                 continue;
             }
-            if job.owner != me {
+            if !mine {
                 job.owner = me;
+                job.owner_started = my_start;
                 changed = true;
             }
-            if let Some(NbdSetup::Proxy { upstream, names }) = &job.nbd {
+            if let Some(NbdSetup::Proxy { upstream, names }) = &job.nbd
+                && job.finishing.is_none()
+            {
                 let key = (self.root().to_path_buf(), uuid);
                 if !PROXIES.lock().contains_key(&key)
                     && let Ok(address) = listen_address(&job.def())
@@ -769,53 +806,75 @@ impl QemuDriver {
                 domain.jobs.save(&self.layout, domain.name())?;
                 any = true;
             }
-            self.watch(uuid, job);
+            self.watch(&name, uuid, job);
         }
         Ok(any)
     }
 
-    /// Ends a job whose copies ended: closes what it opened, keeps or removes what it
-    /// wrote, records its figures and raises its events.
-    fn finish_backup(&self, uuid: Uuid, started_ms: u64, observed: Observed) -> Result<()> {
-        let raised = self.with_state(true, |inner, layout| {
+    /// How a job ended, from what the watcher saw.
+    fn judge(job: &ActiveJob, observed: &Observed) -> Verdict {
+        let mode = job.mode();
+        let mut failed = observed.engine_gone;
+        let mut cancelled = false;
+        let mut error = observed.engine_gone.then(|| "the engine of the domain exited during the backup".to_string());
+        for disk in &job.disks {
+            match observed.states.iter().find(|s| s.id == disk.job_id) {
+                Some(state) => {
+                    if let Some(e) = &state.error {
+                        if job.aborting {
+                            cancelled = true;
+                        } else {
+                            failed = true;
+                        }
+                        error.get_or_insert_with(|| e.clone());
+                    }
+                }
+                None if !observed.engine_gone => {
+                    failed = true;
+                    error.get_or_insert_with(|| format!("the copy of disk '{}' disappeared", disk.target));
+                }
+                None => {}
+            }
+        }
+        Verdict {
+            outcome: Outcome::of(mode, failed, cancelled),
+            error,
+            progress: job.progress(mode, &observed.states),
+            elapsed_ms: job.elapsed_ms(),
+        }
+    }
+
+    /// Ends a job whose copies ended: judges it (and records the verdict first, so that a
+    /// process taking over after a death in the middle goes on from there), closes what
+    /// it opened, keeps or removes what it wrote, records its figures and raises its
+    /// events. Every cleanup step tolerates having been done already.
+    fn finish_backup(&self, domain: &str, uuid: Uuid, started_ms: u64, observed: Observed) -> Result<()> {
+        let raised = self.with_state(Scope::Domain(domain), true, |inner, layout| {
             let Some(at) = inner.domains.iter().position(|d| d.def().uuid == uuid) else { return Ok(Vec::new()) };
-            let Some(job) = inner.domains[at].jobs.active.clone().filter(|j| j.started_ms == started_ms) else {
+            let Some(mut job) = inner.domains[at].jobs.active.clone().filter(|j| j.started_ms == started_ms) else {
                 return Ok(Vec::new());
+            };
+            let verdict = match &job.finishing {
+                Some(verdict) => verdict.clone(),
+                None => {
+                    let verdict = Self::judge(&job, &observed);
+                    job.finishing = Some(verdict.clone());
+                    let domain = &mut inner.domains[at];
+                    domain.jobs.active = Some(job.clone());
+                    domain.jobs.save(layout, domain.name())?;
+                    verdict
+                }
             };
             let def = job.def();
             let mode = def.mode;
-            // How it went.
-            let mut failed = observed.engine_gone;
-            let mut cancelled = false;
-            let mut error =
-                observed.engine_gone.then(|| "the engine of the domain exited during the backup".to_string());
-            for disk in &job.disks {
-                match observed.states.iter().find(|s| s.id == disk.job_id) {
-                    Some(state) => {
-                        if let Some(e) = &state.error {
-                            if job.aborting {
-                                cancelled = true;
-                            } else {
-                                failed = true;
-                            }
-                            error.get_or_insert_with(|| e.clone());
-                        }
-                    }
-                    None if !observed.engine_gone => {
-                        failed = true;
-                        error.get_or_insert_with(|| format!("the copy of disk '{}' disappeared", disk.target));
-                    }
-                    None => {}
-                }
-            }
-            let outcome = Outcome::of(mode, failed, cancelled);
-            let progress = job.progress(mode, &observed.states);
+            let outcome = verdict.outcome;
 
             self.stop_proxy(uuid);
             let domain = &inner.domains[at];
             let disks = engine_disks(domain.def()).unwrap_or_default();
+            let engine_alive = job.engine.daemon.is_none_or(|pid| daemon::is_ours(pid, &job.engine.qmp, None));
             let mut checkpoint_bitmaps_removed = false;
-            if !observed.engine_gone
+            if engine_alive
                 && let Ok(mut session) =
                     Session::open(Access::Existing { qmp: &job.engine.qmp }, &disks, &what(domain.name()))
             {
@@ -839,8 +898,10 @@ impl QemuDriver {
                     && let Ok(checkpoint) = domain.checkpoints.get(name)
                 {
                     let mut actions = Vec::new();
+                    let present = session.bitmaps().unwrap_or_default();
                     for (target, bitmap) in bitmap_disks(checkpoint, domain.def()) {
-                        if let Ok(node) = session.node(target) {
+                        let there = present.get(target).is_some_and(|l| l.iter().any(|b| b.name == bitmap));
+                        if let (true, Ok(node)) = (there, session.node(target)) {
                             actions.push(
                                 json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": bitmap}}),
                             );
@@ -850,8 +911,15 @@ impl QemuDriver {
                 }
             }
             if let Some(pid) = job.engine.daemon {
-                stop_daemon(pid, &job.engine.qmp);
-                remove_job_files(&job.engine.qmp);
+                let record = DaemonRecord {
+                    qmp: job.engine.qmp.clone(),
+                    pidfile: job.engine.qmp.with_extension("pid"),
+                    sockets: job.engine.events.iter().cloned().collect(),
+                    pid: Some(pid),
+                    started: None,
+                };
+                record.stop_and_clean();
+                intent::kill_point("backup-finish-daemon-stopped");
             }
             // What the job wrote.
             for disk in &job.disks {
@@ -862,29 +930,40 @@ impl QemuDriver {
                     let _ = std::fs::remove_file(&disk.store);
                 }
             }
-            if job.nbd == Some(NbdSetup::Server)
+            if job.nbd.is_some()
                 && let Ok(NbdAddress::Unix(socket)) = listen_address(&def)
             {
-                remove_stale_socket(&socket);
+                intent::remove_socket(&socket);
             }
-            let finished = Finished { outcome, mode, elapsed_ms: job.elapsed_ms(), progress, error };
+            let finished = Finished {
+                outcome,
+                mode,
+                elapsed_ms: verdict.elapsed_ms,
+                progress: verdict.progress,
+                error: verdict.error.clone(),
+            };
+            // The job no longer holds the disks (its daemon is gone).
+            inner.domains[at].jobs.active = None;
+            // A checkpoint made with a backup that did not complete would be a base for
+            // incrementals that miss data: it goes too (its bitmaps first).
+            if outcome != Outcome::Completed
+                && let Some(name) = &job.checkpoint
+                && inner.domains[at].checkpoints.get(name).is_ok()
+            {
+                if !checkpoint_bitmaps_removed {
+                    // A daemon that died may or may not have written the new bitmap.
+                    let checkpoint = inner.domains[at].checkpoints.get(name)?.clone();
+                    let dom_name = inner.domains[at].name().to_string();
+                    self.journaled(inner, Intent::new("backup cleanup", &dom_name), |inner, journal| {
+                        self.remove_bitmaps(&inner.domains[at], &[checkpoint], true, journal)
+                    })?;
+                }
+                self.delete_checkpoint_metadata(&mut inner.domains[at], layout, name, 0)?;
+            }
             let domain = &mut inner.domains[at];
             domain.jobs.active = None;
             domain.jobs.completed = Some(finished.clone());
             domain.jobs.save(layout, domain.name())?;
-            // A checkpoint made with a backup that did not complete would be a base for
-            // incrementals that miss data: it goes too.
-            if outcome != Outcome::Completed
-                && let Some(name) = &job.checkpoint
-                && domain.checkpoints.get(name).is_ok()
-            {
-                if !checkpoint_bitmaps_removed {
-                    // After a dead daemon a new bitmap may never have reached the image.
-                    let checkpoint = domain.checkpoints.get(name)?.clone();
-                    let _ = self.remove_bitmaps(domain, &[checkpoint], true);
-                }
-                self.delete_checkpoint_metadata(domain, layout, name, 0)?;
-            }
             let mut def = def;
             for disk in def.disks.iter_mut().filter(|d| d.backup) {
                 disk.state = Some(outcome.disk_state());
@@ -917,7 +996,7 @@ impl QemuDriver {
 
     pub(super) fn backup_xml(&self, dom: &DomainId, flags: u32) -> Result<String> {
         Error::check_flags(FROM, "qemuDomainBackupGetXMLDesc", flags, 0)?;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             let job = domain.jobs.active.as_ref().ok_or_else(|| jobs::no_backup(FROM))?;
             Ok(job.def().format(false))
@@ -926,17 +1005,26 @@ impl QemuDriver {
 
     pub(super) fn abort_backup(&self, dom: &DomainId, flags: u32) -> Result<()> {
         Error::check_flags(FROM, "qemuDomainAbortJobFlags", flags, jobs::ABORT_FLAGS)?;
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
             let at = inner.position(dom)?;
             let domain = &mut inner.domains[at];
             let name = domain.name().to_string();
             let job = domain.jobs.active.as_mut().ok_or_else(|| jobs::no_active_job(FROM))?;
             jobs::check_abort_flags(FROM, flags)?;
-            let mut session = Session::open(Access::Existing { qmp: &job.engine.qmp }, &[], &what(&name))?;
-            for disk in &job.disks {
-                // A copy that already ended cannot be cancelled; that is fine.
-                let _ = session.execute("block-job-cancel", Some(json!({"device": disk.job_id, "force": true})));
+            if job.finishing.is_some() {
+                // Its end is decided and under way (perhaps left half-done by a process
+                // that died): its watcher completes it.
+                return Ok(());
             }
+            let engine_gone = job.engine.daemon.is_some_and(|pid| !daemon::is_ours(pid, &job.engine.qmp, None));
+            if !engine_gone {
+                let mut session = Session::open(Access::Existing { qmp: &job.engine.qmp }, &[], &what(&name))?;
+                for disk in &job.disks {
+                    // A copy that already ended cannot be cancelled; that is fine.
+                    let _ = session.execute("block-job-cancel", Some(json!({"device": disk.job_id, "force": true})));
+                }
+            }
+            // With its engine gone, the job has ended already: its watcher records how.
             job.aborting = true;
             domain.jobs.save(layout, &name)
         })
@@ -946,7 +1034,7 @@ impl QemuDriver {
     /// `virDomainAbortJob()` does, and without ASYNC waits for its end.
     pub(super) fn block_job_abort(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<()> {
         Error::check_flags(FROM, "qemuDomainBlockJobAbort", flags, jobs::BLOCK_JOB_ABORT_FLAGS)?;
-        let wait = self.with_state(false, |inner, _| {
+        let wait = self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             if domain.live.is_none() && domain.jobs.active.is_none() {
                 return Err(super::not_running());
@@ -961,8 +1049,9 @@ impl QemuDriver {
         }
         let deadline = std::time::Instant::now() + engine::default_timeout();
         loop {
-            let running =
-                self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].jobs.active.is_some()))?;
+            let running = self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+                Ok(inner.domains[inner.position(dom)?].jobs.active.is_some())
+            })?;
             if !running {
                 return Ok(());
             }
@@ -978,7 +1067,7 @@ impl QemuDriver {
     }
 
     pub(super) fn job_info(&self, dom: &DomainId) -> Result<JobInfo> {
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             let Some(job) = &domain.jobs.active else { return Ok(JobInfo::default()) };
             let mode = job.mode();
@@ -989,7 +1078,7 @@ impl QemuDriver {
 
     pub(super) fn job_stats(&self, dom: &DomainId, flags: u32) -> Result<JobStats> {
         Error::check_flags(FROM, "qemuDomainGetJobStats", flags, jobs::STATS_FLAGS)?;
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
             let at = inner.position(dom)?;
             let domain = &mut inner.domains[at];
             let active = domain.jobs.active.as_ref().map(|job| {
@@ -1009,7 +1098,7 @@ impl QemuDriver {
 
     pub(super) fn block_job_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<Option<BlockJobInfo>> {
         Error::check_flags(FROM, "qemuDomainGetBlockJobInfo", flags, jobs::BLOCK_JOB_INFO_FLAGS)?;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             let target = jobs::block_job_disk(FROM, domain.def(), disk)?;
             let Some(job) = &domain.jobs.active else { return Ok(None) };
@@ -1045,6 +1134,7 @@ mod tests {
     fn job_files_round_trip_and_unreadable_ones_count_as_none() {
         let job = ActiveJob {
             owner: 7,
+            owner_started: Some(11),
             started_ms: 1000,
             backup: "<domainbackup mode='pull'/>".into(),
             checkpoint: Some("c1".into()),
@@ -1065,6 +1155,12 @@ mod tests {
                 export_id: Some("vb-export0".into()),
                 size: 1 << 20,
             }],
+            finishing: Some(Verdict {
+                outcome: Outcome::Completed,
+                error: None,
+                progress: Progress::default(),
+                elapsed_ms: 3,
+            }),
         };
         let file = JobFile { active: Some(job.clone()), completed: None };
         let text = serde_json::to_string(&file).unwrap();

@@ -11,10 +11,12 @@
 //! changed the state, so it reloads before going on.
 
 mod backup;
+mod intent;
 pub mod store;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,7 +42,8 @@ use crate::conf::xml::{Element, Node};
 use crate::engine::{self, Access, EngineDisk, Session, daemon};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
-use store::{Layout, Status};
+use intent::{CheckpointStep, DaemonRecord, DoneWhen, Intent, Journal};
+use store::{Layout, Scope, Status};
 
 const FROM: Domain = Domain::VIR_FROM_QEMU;
 
@@ -108,8 +111,8 @@ fn engine_disks(def: &DomainDef) -> Result<Vec<EngineDisk>> {
 /// Who owns a running domain's disks.
 #[derive(Debug, Clone)]
 enum Engine {
-    /// Our daemon, started by `virDomainCreate`.
-    Ours { pid: u32, qmp: PathBuf, nbd: PathBuf },
+    /// Our daemon, started by `virDomainCreate` (its pid and start time name it).
+    Ours { pid: u32, started: Option<u64>, qmp: PathBuf, nbd: PathBuf },
     /// Someone else's QEMU, named by the definition.
     Adopted { qmp: PathBuf },
 }
@@ -185,12 +188,32 @@ impl QemuDomain {
 #[derive(Debug, Default)]
 struct Inner {
     generation: Option<u64>,
+    /// What `domains` holds: everything, or one domain (None: nothing valid).
+    loaded: Option<Loaded>,
     domains: Vec<QemuDomain>,
     /// Ids handed to adopted domains while this process watches them.
     adopted_ids: HashMap<Uuid, i32>,
+    /// The documents of the last load, so that a reload parses only what changed.
+    cache: store::ParseCache,
+}
+
+/// The extent of the state in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Loaded {
+    All,
+    Domain(String),
 }
 
 impl Inner {
+    /// Whether the state in memory covers `scope` (when it is still current).
+    fn covers(&self, scope: Scope<'_>) -> bool {
+        match (&self.loaded, scope) {
+            (Some(Loaded::All), _) => true,
+            (Some(Loaded::Domain(loaded)), Scope::Domain(wanted)) => loaded == wanted,
+            _ => false,
+        }
+    }
+
     fn position(&self, dom: &DomainId) -> Result<usize> {
         self.domains.iter().position(|d| d.def().uuid == dom.uuid).ok_or_else(|| {
             Error::new(
@@ -209,6 +232,36 @@ pub struct QemuDriver {
     lock: File,
     inner: Mutex<Inner>,
     version: OnceLock<u64>,
+}
+
+/// The root's lock, held across processes while an operation runs and released on every
+/// way out, panics included.
+struct RootLock<'a>(&'a File);
+
+impl<'a> RootLock<'a> {
+    fn take(file: &'a File) -> Result<RootLock<'a>> {
+        file.lock().map_err(|e| Error::system(FROM, "cannot lock the driver state", &e))?;
+        Ok(RootLock(file))
+    }
+}
+
+impl Drop for RootLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Forgets the state in memory when an operation panics, so that the next one reads it
+/// again from disk.
+struct ReloadOnPanic<'a, 'b>(&'a mut parking_lot::MutexGuard<'b, Inner>);
+
+impl Drop for ReloadOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.generation = None;
+            self.0.loaded = None;
+        }
+    }
 }
 
 /// One driver per root in a process, shared by its connections.
@@ -269,6 +322,8 @@ impl QemuDriver {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(|e| Error::system(FROM, format!("cannot open '{}'", lock_path.display()), &e))?;
         let driver =
@@ -287,35 +342,69 @@ impl QemuDriver {
     }
 
     /// Runs `f` on the current state with the root locked against other processes.
-    /// `changes` says whether `f` may change anything (then other processes are told).
-    fn with_state<T>(&self, changes: bool, f: impl FnOnce(&mut Inner, &Layout) -> Result<T>) -> Result<T> {
+    /// `scope` is what `f` needs: one domain's state is all a call on that domain reads,
+    /// so that the others, however large, cost it nothing. `changes` says whether `f`
+    /// may change anything (then other processes are told).
+    ///
+    /// Taking the lock, it first settles what an operation that did not finish left
+    /// (see `intent.rs`): no operation is under way while the lock is free, so a record
+    /// found is one whose process died or failed.
+    fn with_state<T>(
+        &self,
+        scope: Scope<'_>,
+        changes: bool,
+        f: impl FnOnce(&mut Inner, &Layout) -> Result<T>,
+    ) -> Result<T> {
         let mut inner = self.inner.lock();
-        self.lock.lock().map_err(|e| Error::system(FROM, "cannot lock the driver state", &e))?;
-        let result = (|| {
-            let generation = self.read_generation();
-            if inner.generation != Some(generation) {
-                self.reload(&mut inner);
-                inner.generation = Some(generation);
+        let _lock = RootLock::take(&self.lock)?;
+        // A panic inside leaves the state in memory unknown: the next call reloads it.
+        let reload_on_panic = ReloadOnPanic(&mut inner);
+        let inner = &mut *reload_on_panic.0;
+        let generation = self.read_generation();
+        let unfinished = Journal::left_behind(&self.layout);
+        if !matches!(unfinished, Ok(None)) {
+            // The unfinished operation may concern any domain.
+            self.reload(inner, Scope::All);
+        } else if inner.generation != Some(generation) || !inner.covers(scope) {
+            self.reload(inner, scope);
+        }
+        inner.generation = Some(generation);
+        let mut noticed = false;
+        match unfinished {
+            Ok(None) => {}
+            Ok(Some(intent)) => {
+                self.settle(inner, Journal::resume(&self.layout, intent.clone()), None)
+                    .map_err(|e| intent::unsettled(&intent, &e))?;
+                noticed = true;
             }
-            let noticed = self.notice_stopped_engines(&mut inner)?;
-            let adopted = self.adopt_orphan_jobs(&mut inner)?;
-            let noticed = noticed || adopted;
-            let result = f(&mut inner, &self.layout);
-            if changes || noticed {
-                let next = generation + 1;
-                store::save(&self.layout.generation_file(), &format!("{next}\n"))?;
-                inner.generation = Some(next);
-            }
-            result
-        })();
-        let _ = self.lock.unlock();
+            Err(e) => return Err(Error::new(FROM, Code::VIR_ERR_OPERATION_FAILED, e)),
+        }
+        noticed |= self.notice_stopped_engines(inner)?;
+        noticed |= self.adopt_orphan_jobs(inner)?;
+        let result = f(inner, &self.layout);
+        if result.is_err() {
+            // A failed operation may have changed the state in memory part-way: the next
+            // one reads it again from disk.
+            inner.generation = None;
+            inner.loaded = None;
+        }
+        if changes || noticed {
+            let next = generation + 1;
+            self.layout.save(&self.layout.generation_file(), &format!("{next}\n"))?;
+            inner.generation = Some(next);
+        }
         result
     }
 
     /// Loads the state from disk, reporting what could not be read on stderr (the files
-    /// stay where they are).
-    fn reload(&self, inner: &mut Inner) {
-        let snapshot = store::load(&self.layout);
+    /// stay where they are). Temporary files of interrupted writes go first.
+    fn reload(&self, inner: &mut Inner, scope: Scope<'_>) {
+        store::remove_stale_temporaries(&self.layout);
+        let snapshot = store::load(&self.layout, &mut inner.cache, scope);
+        inner.loaded = Some(match scope {
+            Scope::All => Loaded::All,
+            Scope::Domain(name) => Loaded::Domain(name.to_string()),
+        });
         for problem in &snapshot.problems {
             eprintln!("virbackup: warning : {problem}");
         }
@@ -328,13 +417,13 @@ impl QemuDriver {
                     eprintln!("virbackup: warning : checkpoint tree: {}", problem.message);
                 }
                 let mut domain = QemuDomain {
-                    persistent: found.def.map(Arc::new),
+                    persistent: found.def,
                     live: found.status.map(|s| Live {
                         id: s.id,
                         state: s.state,
                         reason: s.reason,
-                        def: Arc::new(s.def),
-                        engine: Engine::Ours { pid: s.pid, qmp: s.qmp, nbd: s.nbd },
+                        def: s.def.clone(),
+                        engine: Engine::Ours { pid: s.pid, started: s.started, qmp: s.qmp.clone(), nbd: s.nbd.clone() },
                     }),
                     off_reason: 0,
                     autostart: false,
@@ -358,12 +447,12 @@ impl QemuDriver {
         let mut changed = false;
         let mut gone = Vec::new();
         for (index, domain) in inner.domains.iter_mut().enumerate() {
-            if let Some(Live { engine: Engine::Ours { pid, .. }, .. }) = &domain.live
-                && !daemon::is_daemon(*pid)
+            if let Some(Live { engine: Engine::Ours { pid, started, qmp, .. }, .. }) = &domain.live
+                && !daemon::is_ours(*pid, qmp, *started)
             {
                 let name = domain.name().to_string();
-                store::remove(&self.layout.status(&name))?;
-                let _ = std::fs::remove_dir_all(self.layout.run_dir(&name));
+                self.layout.remove(&self.layout.status(&name))?;
+                let _ = self.layout.remove_dir(&self.layout.run_dir(&name));
                 changed = true;
                 if domain.persistent.is_none() {
                     gone.push((index, name));
@@ -420,62 +509,72 @@ impl QemuDriver {
     fn allocate_id(&self) -> Result<i32> {
         let path = self.layout.next_id_file();
         let id = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok()).unwrap_or(1).max(1);
-        store::save(&path, &format!("{}\n", id + 1))?;
+        self.layout.save(&path, &format!("{}\n", id + 1))?;
         Ok(id)
     }
 
     /// Removes a domain's checkpoint metadata and run folder.
     fn forget_domain_files(&self, name: &str) -> Result<()> {
-        let dir = self.layout.checkpoint_dir(name);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::system(FROM, format!("cannot remove '{}'", dir.display()), &e)),
-        }
-        let _ = std::fs::remove_dir_all(self.layout.run_dir(name));
+        self.layout.remove_dir(&self.layout.checkpoint_dir(name))?;
+        let _ = self.layout.remove_dir(&self.layout.run_dir(name));
         Ok(())
     }
 
     /// Opens an engine session on a domain's disks: its running engine, or a daemon
     /// started for this operation when it is shut off.
-    fn session(&self, domain: &QemuDomain, disks: &[EngineDisk]) -> Result<Session> {
+    fn session(&self, domain: &QemuDomain, disks: &[EngineDisk], journal: &mut Journal) -> Result<Session> {
         let what = format!("the engine of domain '{}'", domain.name());
         match &domain.live {
             Some(Live { engine: Engine::Ours { qmp, .. } | Engine::Adopted { qmp }, .. }) => {
+                journal.record(|i| i.engine = Some(qmp.clone()))?;
                 Session::open(Access::Existing { qmp }, disks, &what)
             }
             // A backup job's daemon holds the disks of a shut-off domain while it runs.
             None if domain.job_daemon_qmp().is_some() => {
-                Session::open(Access::Existing { qmp: domain.job_daemon_qmp().expect("checked") }, disks, &what)
+                let qmp = domain.job_daemon_qmp().expect("checked");
+                journal.record(|i| i.engine = Some(qmp.to_path_buf()))?;
+                Session::open(Access::Existing { qmp }, disks, &what)
             }
             None => {
+                check_disk_files(domain.name(), disks)?;
                 let run_dir = self.layout.run_dir(domain.name());
-                check_socket_path(&run_dir.join("qmp-op.sock"))?;
-                let session = Session::open(Access::Transient { run_dir: &run_dir }, disks, &what);
-                if session.is_err() {
-                    let _ = std::fs::remove_dir_all(&run_dir);
-                }
-                session
+                let op = journal.intent.op.clone();
+                let (qmp, pidfile) = (run_dir.join(format!("op-{op}.sock")), run_dir.join(format!("op-{op}.pid")));
+                check_socket_path(&qmp)?;
+                self.layout.ensure_dir(&run_dir)?;
+                journal.record(|i| {
+                    i.engine = Some(qmp.clone());
+                    i.daemons.push(DaemonRecord {
+                        qmp: qmp.clone(),
+                        pidfile: pidfile.clone(),
+                        sockets: Vec::new(),
+                        pid: None,
+                        started: None,
+                    });
+                })?;
+                let session = Session::open(Access::Transient { qmp: &qmp, pidfile: &pidfile }, disks, &what)?;
+                let pid = session.transient_pid();
+                journal.record(|i| {
+                    if let Some(record) = i.daemons.last_mut() {
+                        record.pid = pid;
+                        record.started = pid.and_then(daemon::start_time);
+                    }
+                })?;
+                Ok(session)
             }
         }
-    }
-
-    /// Ends a session; for a daemon started for the operation, also removes its folder.
-    fn finish(&self, domain: &QemuDomain, session: Session) -> Result<()> {
-        let result = session.finish();
-        if domain.live.is_none() && domain.job_daemon_qmp().is_none() {
-            let _ = std::fs::remove_dir_all(self.layout.run_dir(domain.name()));
-        }
-        result
     }
 
     /// Writes a checkpoint's metadata file.
     fn save_checkpoint(&self, domain: &str, def: &CheckpointDef) -> Result<()> {
-        store::save(&self.layout.checkpoint_file(domain, &def.name), &store::checkpoint_document(def))
+        self.layout.save(&self.layout.checkpoint_file(domain, &def.name), &store::checkpoint_document(def))
     }
 
-    /// Deletes checkpoint metadata (and, per `flags`, its descendants'), rewriting the
-    /// children that get a new parent and the current checkpoint.
+    /// Deletes checkpoint metadata (and, per `flags`, its descendants'). The order keeps
+    /// the tree whole at every instant: the children that get a new parent are
+    /// rewritten first, then the current checkpoint, and only then do the deleted
+    /// checkpoints' files go, descendants before the checkpoint itself (so that while
+    /// its file is there, the deletion can be done again).
     fn delete_checkpoint_metadata(
         &self,
         domain: &mut QemuDomain,
@@ -485,22 +584,24 @@ impl QemuDriver {
     ) -> Result<()> {
         let deleted = domain.checkpoints.delete(name, flags)?;
         let dom_name = domain.name().to_string();
-        for removed in &deleted.removed {
-            store::remove(&layout.checkpoint_file(&dom_name, &removed.name))?;
-        }
         for child in &deleted.reparented {
             let def = domain.checkpoints.get(child)?;
             self.save_checkpoint(&dom_name, def)?;
         }
-        self.save_current(domain)
+        intent::kill_point("checkpoint-children-rewritten");
+        self.save_current(domain)?;
+        for removed in &deleted.removed {
+            layout.remove(&layout.checkpoint_file(&dom_name, &removed.name))?;
+        }
+        Ok(())
     }
 
     /// Records the current checkpoint (or its absence).
     fn save_current(&self, domain: &QemuDomain) -> Result<()> {
         let path = self.layout.current_file(domain.name());
         match domain.checkpoints.current() {
-            Some(name) => store::save(&path, &format!("{name}\n")),
-            None => store::remove(&path),
+            Some(name) => self.layout.save(&path, &format!("{name}\n")),
+            None => self.layout.remove(&path),
         }
     }
 
@@ -520,17 +621,10 @@ impl QemuDriver {
                 )));
             }
         };
-        let timeout = engine::default_timeout();
-        if let Ok(mut qmp) = engine::qmp::Qmp::connect(&qmp, timeout) {
-            let _ = qmp.execute("quit", None);
-        }
-        if !daemon::wait_gone(pid, timeout) {
-            daemon::kill(pid);
-            daemon::wait_gone(pid, timeout);
-        }
+        daemon::stop(pid, &qmp, engine::default_timeout());
         let name = domain.name().to_string();
-        store::remove(&self.layout.status(&name))?;
-        let _ = std::fs::remove_dir_all(self.layout.run_dir(&name));
+        self.layout.remove(&self.layout.status(&name))?;
+        let _ = self.layout.remove_dir(&self.layout.run_dir(&name));
         if domain.persistent.is_some() {
             domain.live = None;
             domain.off_reason = reason as i32;
@@ -546,6 +640,46 @@ impl QemuDriver {
 /// job's watcher hears events.
 fn events_socket(qmp: &Path) -> PathBuf {
     qmp.with_file_name("events.sock")
+}
+
+/// Refuses, before any daemon is started, disks whose files are missing or are folders:
+/// libvirt's kind of error, in words (QEMU's reasons for anything else it cannot open
+/// come from [`engine::daemon_error`]).
+fn check_disk_files(domain: &str, disks: &[EngineDisk]) -> Result<()> {
+    for disk in disks {
+        match std::fs::metadata(&disk.path) {
+            Err(e) => {
+                return Err(Error::system(
+                    FROM,
+                    format!(
+                        "Cannot access storage file '{}' of disk '{}' of domain '{domain}'",
+                        disk.path.display(),
+                        disk.target
+                    ),
+                    &e,
+                ));
+            }
+            Ok(meta) => {
+                use std::os::unix::fs::FileTypeExt;
+                let kind = meta.file_type();
+                let what = if kind.is_dir() {
+                    "the folder"
+                } else if kind.is_char_device() {
+                    "the character device"
+                } else if kind.is_fifo() || kind.is_socket() {
+                    "the special file"
+                } else {
+                    continue;
+                };
+                return Err(unsupported_config(format!(
+                    "disk '{}' of domain '{domain}' is {what} '{}', not an image",
+                    disk.target,
+                    disk.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses socket paths the kernel cannot bind.
@@ -624,6 +758,26 @@ fn check_definition(def: &DomainDef) -> Result<()> {
 }
 
 impl QemuDriver {
+    /// Runs an operation under a record of what it may leave behind (see `intent.rs`).
+    /// Whatever becomes of it, what it left is then settled — finished if it got past its
+    /// point of no return, undone otherwise — and the record ends. The operation's own
+    /// error is the one reported; a record that cannot be settled stays for the next
+    /// process.
+    fn journaled<T>(
+        &self,
+        inner: &mut Inner,
+        intent: Intent,
+        op: impl FnOnce(&mut Inner, &mut Journal) -> Result<T>,
+    ) -> Result<T> {
+        let mut journal = Journal::begin(&self.layout, intent)?;
+        let result = op(inner, &mut journal);
+        let settled = self.settle(inner, journal, None);
+        match (result, settled) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+        }
+    }
+
     /// Why a guest agent command cannot run: the domains here have no connection to a
     /// guest agent. The errors are libvirt's for a domain whose agent is not there.
     fn no_agent(&self, domain: &QemuDomain) -> Error {
@@ -653,17 +807,19 @@ impl Driver for QemuDriver {
 
     fn connect_list_all_domains(&self, flags: u32) -> Result<Vec<DomainId>> {
         Error::check_flags(FROM, "qemuConnectListAllDomains", flags, LIST_DOMAINS_ALL)?;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::All, false, |inner, _| {
             Ok(inner.domains.iter().filter(|d| list_filter_accepts(flags, &d.facts())).map(QemuDomain::id).collect())
         })
     }
 
     fn connect_num_of_domains(&self) -> Result<i32> {
-        self.with_state(false, |inner, _| Ok(inner.domains.iter().filter(|d| d.live.is_some()).count() as i32))
+        self.with_state(Scope::All, false, |inner, _| {
+            Ok(inner.domains.iter().filter(|d| d.live.is_some()).count() as i32)
+        })
     }
 
     fn domain_lookup_by_name(&self, name: &str) -> Result<DomainId> {
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(name), false, |inner, _| {
             inner.domains.iter().find(|d| d.name() == name).map(QemuDomain::id).ok_or_else(|| {
                 Error::new(FROM, Code::VIR_ERR_NO_DOMAIN, format!("no domain with matching name '{name}'"))
             })
@@ -671,7 +827,7 @@ impl Driver for QemuDriver {
     }
 
     fn domain_lookup_by_uuid(&self, uuid: &Uuid) -> Result<DomainId> {
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::All, false, |inner, _| {
             inner.domains.iter().find(|d| d.def().uuid == *uuid).map(QemuDomain::id).ok_or_else(|| {
                 Error::new(FROM, Code::VIR_ERR_NO_DOMAIN, format!("no domain with matching uuid '{uuid}'"))
             })
@@ -679,7 +835,7 @@ impl Driver for QemuDriver {
     }
 
     fn domain_lookup_by_id(&self, id: i32) -> Result<DomainId> {
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::All, false, |inner, _| {
             inner
                 .domains
                 .iter()
@@ -690,20 +846,24 @@ impl Driver for QemuDriver {
     }
 
     fn domain_is_active(&self, dom: &DomainId) -> Result<bool> {
-        self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].live.is_some()))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            Ok(inner.domains[inner.position(dom)?].live.is_some())
+        })
     }
 
     fn domain_is_persistent(&self, dom: &DomainId) -> Result<bool> {
-        self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].persistent.is_some()))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            Ok(inner.domains[inner.position(dom)?].persistent.is_some())
+        })
     }
 
     fn domain_get_state(&self, dom: &DomainId, flags: u32) -> Result<(i32, i32)> {
         Error::check_flags(FROM, "qemuDomainGetState", flags, 0)?;
-        self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].state()))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| Ok(inner.domains[inner.position(dom)?].state()))
     }
 
     fn domain_get_info(&self, dom: &DomainId) -> Result<DomainInfo> {
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             let def = domain.def();
             Ok(DomainInfo {
@@ -724,7 +884,7 @@ impl Driver for QemuDriver {
         Error::check_flags(FROM, "qemuDomainGetXMLDesc", flags, allowed)?;
         let secure = flags & XmlFlags::VIR_DOMAIN_XML_SECURE as u32 != 0;
         let inactive = flags & XmlFlags::VIR_DOMAIN_XML_INACTIVE as u32 != 0;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             match (&domain.live, inactive, &domain.persistent) {
                 (Some(live), false, _) => Ok(live_xml(live, secure)),
@@ -743,7 +903,7 @@ impl Driver for QemuDriver {
             DomainDef::parse(xml)?
         };
         check_definition(&def)?;
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::All, true, |inner, layout| {
             let failed = |detail: String| Error::new(Domain::VIR_FROM_DOMAIN, Code::VIR_ERR_OPERATION_FAILED, detail);
             if let Some(same) = inner.domains.iter().find(|d| d.name() == def.name && d.def().uuid != def.uuid) {
                 return Err(failed(format!("domain '{}' already exists with uuid {}", def.name, same.def().uuid)));
@@ -751,7 +911,7 @@ impl Driver for QemuDriver {
             if let Some(same) = inner.domains.iter().find(|d| d.def().uuid == def.uuid && d.name() != def.name) {
                 return Err(failed(format!("domain '{}' is already defined with uuid {}", same.name(), def.uuid)));
             }
-            store::save(&layout.definition(&def.name), &def.format(FormatOptions { id: None, secure: true }))?;
+            layout.save(&layout.definition(&def.name), &def.format(FormatOptions { id: None, secure: true }))?;
             let def = Arc::new(def);
             match inner.domains.iter_mut().find(|d| d.def().uuid == def.uuid) {
                 Some(existing) => {
@@ -788,7 +948,7 @@ impl Driver for QemuDriver {
         .iter()
         .fold(0, |a, &f| a | f as u32);
         Error::check_flags(FROM, "qemuDomainUndefineFlags", flags, allowed)?;
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
             let at = inner.position(dom)?;
             let domain = &mut inner.domains[at];
             if domain.persistent.is_none() {
@@ -802,14 +962,16 @@ impl Driver for QemuDriver {
                     return Err(invalid(format!("cannot delete inactive domain with {count} checkpoints")));
                 }
                 store::set_autostart(layout, &name, false)?;
-                store::remove(&layout.definition(&name))?;
-                // Only metadata goes: the bitmaps stay in the images.
+                // Only metadata goes: the bitmaps stay in the images. It goes before the
+                // definition, so that a process killed in between leaves a domain
+                // without checkpoints, not checkpoints without a domain.
                 self.forget_domain_files(&name)?;
+                layout.remove(&layout.definition(&name))?;
                 inner.domains.remove(at);
             } else {
                 // A running domain becomes transient and keeps its checkpoints until it stops.
                 store::set_autostart(layout, &name, false)?;
-                store::remove(&layout.definition(&name))?;
+                layout.remove(&layout.definition(&name))?;
                 domain.persistent = None;
                 domain.autostart = false;
             }
@@ -824,7 +986,7 @@ impl Driver for QemuDriver {
             | StartFlags::VIR_DOMAIN_START_VALIDATE as u32
             | StartFlags::VIR_DOMAIN_START_RESET_NVRAM as u32;
         Error::check_flags(FROM, "qemuDomainCreateWithFlags", flags, allowed)?;
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
             let at = inner.position(dom)?;
             if inner.domains[at].live.is_some() {
                 return Err(invalid("domain is already running"));
@@ -839,46 +1001,55 @@ impl Driver for QemuDriver {
                 )));
             }
             let disks = engine_disks(&def)?;
+            check_disk_files(&def.name, &disks)?;
             let run_dir = layout.run_dir(&def.name);
             let (qmp, nbd, pidfile) = (run_dir.join("qmp.sock"), run_dir.join("nbd.sock"), run_dir.join("qsd.pid"));
             let events = events_socket(&qmp);
             for path in [&qmp, &nbd, &events] {
                 check_socket_path(path)?;
             }
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .create(&run_dir)
-                .map_err(|e| Error::system(FROM, format!("cannot create '{}'", run_dir.display()), &e))?;
-            let pid = daemon::start(&daemon::DaemonConfig {
-                qmp: &qmp,
-                pidfile: &pidfile,
-                disks: &disks,
-                nbd: Some(&nbd),
-                events: Some(&events),
-            })
-                .map_err(|e| {
-                    let _ = std::fs::remove_dir_all(&run_dir);
-                    Error::internal(FROM, format!("qemu-storage-daemon could not start domain '{}': {e}", def.name))
-                })?;
             let paused = flags & StartFlags::VIR_DOMAIN_START_PAUSED as u32 != 0;
             let (state, reason) = if paused {
                 (virDomainState::VIR_DOMAIN_PAUSED as i32, virDomainPausedReason::VIR_DOMAIN_PAUSED_USER as i32)
             } else {
                 (virDomainState::VIR_DOMAIN_RUNNING as i32, virDomainRunningReason::VIR_DOMAIN_RUNNING_BOOTED as i32)
             };
-            let started = self.allocate_id().and_then(|id| {
-                let status = Status { id, state, reason, pid, qmp: qmp.clone(), nbd: nbd.clone(), def: (*def).clone() };
-                store::save(&layout.status(&def.name), &status.document()).map(|()| id)
+            let mut intent = Intent::new("domain start", &def.name);
+            intent.done_when = Some(DoneWhen::Status);
+            intent.daemons.push(DaemonRecord {
+                qmp: qmp.clone(),
+                pidfile: pidfile.clone(),
+                sockets: vec![nbd.clone(), events.clone()],
+                pid: None,
+                started: None,
             });
-            let id = match started {
-                Ok(id) => id,
-                Err(e) => {
-                    daemon::kill(pid);
-                    let _ = std::fs::remove_dir_all(&run_dir);
-                    return Err(e);
-                }
-            };
-            inner.domains[at].live = Some(Live { id, state, reason, def, engine: Engine::Ours { pid, qmp, nbd } });
+            // The daemon is recorded before it starts; the status file makes it the
+            // domain's.
+            let (id, pid, started) = self.journaled(inner, intent, |_, journal| {
+                layout.ensure_dir(&run_dir)?;
+                let config = daemon::DaemonConfig {
+                    qmp: &qmp,
+                    pidfile: &pidfile,
+                    disks: &disks,
+                    nbd: Some(&nbd),
+                    events: Some(&events),
+                };
+                let pid = daemon::start(&config)
+                    .map_err(|e| engine::daemon_error(&format!("the engine of domain '{}'", def.name), &disks, &e))?;
+                let started = daemon::start_time(pid);
+                journal.record(|i| {
+                    i.daemons[0].pid = Some(pid);
+                    i.daemons[0].started = started;
+                })?;
+                intent::kill_point("domain-daemon-started");
+                let id = self.allocate_id()?;
+                let status =
+                    Status { id, state, reason, pid, started, qmp: qmp.clone(), nbd: nbd.clone(), def: def.clone() };
+                layout.save(&layout.status(&def.name), &status.document())?;
+                Ok((id, pid, started))
+            })?;
+            let engine = Engine::Ours { pid, started, qmp, nbd };
+            inner.domains[at].live = Some(Live { id, state, reason, def, engine });
             Ok(id)
         })
     }
@@ -887,7 +1058,7 @@ impl Driver for QemuDriver {
         let allowed =
             DestroyFlags::VIR_DOMAIN_DESTROY_GRACEFUL as u32 | DestroyFlags::VIR_DOMAIN_DESTROY_REMOVE_LOGS as u32;
         Error::check_flags(FROM, "qemuDomainDestroyFlags", flags, allowed)?;
-        self.with_state(true, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, _| {
             let at = inner.position(dom)?;
             self.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_DESTROYED)
         })
@@ -904,7 +1075,7 @@ impl Driver for QemuDriver {
         .iter()
         .fold(0, |a, &f| a | f as u32);
         Error::check_flags(FROM, "qemuDomainShutdownFlags", flags, allowed)?;
-        self.with_state(true, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, _| {
             let at = inner.position(dom)?;
             self.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_SHUTDOWN)
         })
@@ -914,63 +1085,69 @@ impl Driver for QemuDriver {
         let redefine = CreateFlags::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32;
         let validate = CreateFlags::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE as u32;
         Error::check_flags(FROM, "qemuCheckpointCreateXML", flags, redefine | validate)?;
-        self.with_state(true, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, _| {
             let at = inner.position(dom)?;
             let domain = &inner.domains[at];
-            let prepared = if flags & redefine != 0 {
+            let name = domain.name().to_string();
+            if flags & redefine != 0 {
                 let def = CheckpointDef::parse(xml, true)?;
                 store::check_file_name("checkpoint", &def.name)?;
                 let prepared = domain.checkpoints.prepare_redefine(def, &domain.def().uuid)?;
                 if flags & validate != 0 {
-                    self.validate_bitmaps(domain, &prepared.def)?;
+                    self.journaled(inner, Intent::new("checkpoint validation", &name), |inner, journal| {
+                        self.validate_bitmaps(&inner.domains[at], &prepared.def, journal)
+                    })?;
                 }
-                prepared
-            } else {
-                let def = CheckpointDef::parse(xml, false)?;
-                let prepared = domain.checkpoints.prepare_create(def, domain.def(), now_seconds())?;
-                store::check_file_name("checkpoint", &prepared.def.name)?;
-                if domain.checkpoints.get(&prepared.def.name).is_ok() {
-                    return Err(checkpoints::tree_error(
-                        crate::moment::TreeError::Exists(prepared.def.name.clone()),
-                        FROM,
-                    ));
-                }
-                self.add_bitmaps(domain, &prepared.def)?;
-                prepared
-            };
-            let name = prepared.def.name.clone();
-            let created_bitmaps = flags & redefine == 0;
-            if let Err(e) = self.save_checkpoint(domain.name(), &prepared.def) {
-                if created_bitmaps {
-                    let _ = self.remove_bitmaps(domain, std::slice::from_ref(&prepared.def), false);
-                }
-                return Err(e);
+                let checkpoint = prepared.def.name.clone();
+                self.save_checkpoint(&name, &prepared.def)?;
+                let domain = &mut inner.domains[at];
+                domain.checkpoints.commit(prepared)?;
+                self.save_current(domain)?;
+                return Ok(checkpoint);
             }
-            let domain = &mut inner.domains[at];
-            domain.checkpoints.commit(prepared)?;
-            self.save_current(domain)?;
-            Ok(name)
+            let def = CheckpointDef::parse(xml, false)?;
+            let prepared = domain.checkpoints.prepare_create(def, domain.def(), now_seconds())?;
+            store::check_file_name("checkpoint", &prepared.def.name)?;
+            if domain.checkpoints.get(&prepared.def.name).is_ok() {
+                return Err(checkpoints::tree_error(crate::moment::TreeError::Exists(prepared.def.name.clone()), FROM));
+            }
+            let checkpoint = prepared.def.name.clone();
+            let mut intent = Intent::new("checkpoint creation", &name);
+            intent.checkpoint = Some(CheckpointStep::Create { name: checkpoint.clone() });
+            // The bitmaps first, then the metadata, which completes the creation.
+            self.journaled(inner, intent, |inner, journal| {
+                self.add_bitmaps(&inner.domains[at], &prepared.def, journal)?;
+                self.save_checkpoint(&name, &prepared.def)?;
+                let domain = &mut inner.domains[at];
+                domain.checkpoints.commit(prepared)?;
+                self.save_current(domain)
+            })?;
+            Ok(checkpoint)
         })
     }
 
     fn checkpoint_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
         Error::check_flags(FROM, "qemuCheckpointGetXMLDesc", flags, checkpoints::XML_FLAGS)?;
         let size = flags & CheckpointXmlFlags::VIR_DOMAIN_CHECKPOINT_XML_SIZE as u32 != 0;
-        self.with_state(false, |inner, _| {
-            let domain = &inner.domains[inner.position(dom)?];
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            let at = inner.position(dom)?;
+            let domain = &inner.domains[at];
             let def = domain.checkpoints.get(name)?;
             if !size {
                 return Ok(def.format(checkpoints::format_options(flags)));
             }
             let mut sized = def.clone();
-            self.fill_sizes(domain, &mut sized)?;
+            let dom_name = domain.name().to_string();
+            self.journaled(inner, Intent::new("checkpoint size query", &dom_name), |inner, journal| {
+                self.fill_sizes(&inner.domains[at], &mut sized, journal)
+            })?;
             Ok(sized.format(checkpoints::format_options(flags)))
         })
     }
 
     fn list_all_checkpoints(&self, dom: &DomainId, flags: u32, count_only: bool) -> Result<Listing> {
         Error::check_flags(FROM, "qemuDomainListAllCheckpoints", flags, checkpoints::LIST_FLAGS)?;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let list = &inner.domains[inner.position(dom)?].checkpoints;
             list.listing(None, flags, count_only)
         })
@@ -984,7 +1161,7 @@ impl Driver for QemuDriver {
         count_only: bool,
     ) -> Result<Listing> {
         Error::check_flags(FROM, "qemuDomainCheckpointListAllChildren", flags, checkpoints::LIST_FLAGS)?;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let list = &inner.domains[inner.position(dom)?].checkpoints;
             list.listing(Some(name), flags, count_only)
         })
@@ -992,28 +1169,41 @@ impl Driver for QemuDriver {
 
     fn checkpoint_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
         Error::check_flags(FROM, "qemuDomainCheckpointLookupByName", flags, 0)?;
-        self.with_state(false, |inner, _| inner.domains[inner.position(dom)?].checkpoints.get(name).map(|_| ()))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            inner.domains[inner.position(dom)?].checkpoints.get(name).map(|_| ())
+        })
     }
 
     fn checkpoint_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
         Error::check_flags(FROM, "qemuDomainCheckpointGetParent", flags, 0)?;
-        self.with_state(false, |inner, _| inner.domains[inner.position(dom)?].checkpoints.parent(name))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            inner.domains[inner.position(dom)?].checkpoints.parent(name)
+        })
     }
 
     fn checkpoint_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
         Error::check_flags(FROM, "qemuCheckpointDelete", flags, checkpoints::DELETE_FLAGS)?;
         let metadata_only = flags & DeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY as u32 != 0;
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
             let at = inner.position(dom)?;
             let domain = &inner.domains[at];
             domain.checkpoints.get(name)?;
-            if !metadata_only {
-                // Work out what will go, and remove the bitmaps first: if that fails,
-                // nothing changes.
-                let doomed = domain.checkpoints.to_be_deleted(name, flags)?;
-                self.remove_bitmaps(domain, &doomed, false)?;
-            }
-            self.delete_checkpoint_metadata(&mut inner.domains[at], layout, name, flags)
+            let doomed = domain.checkpoints.to_be_deleted(name, flags)?;
+            let mut intent = Intent::new("checkpoint deletion", domain.name());
+            intent.checkpoint =
+                Some(CheckpointStep::Delete { name: name.to_string(), flags, bitmaps_removed: metadata_only });
+            self.journaled(inner, intent, |inner, journal| {
+                if !metadata_only {
+                    // The bitmaps first: if that fails, nothing has changed.
+                    self.remove_bitmaps(&inner.domains[at], &doomed, false, journal)?;
+                    journal.record(|i| {
+                        if let Some(CheckpointStep::Delete { bitmaps_removed, .. }) = &mut i.checkpoint {
+                            *bitmaps_removed = true;
+                        }
+                    })?;
+                }
+                self.delete_checkpoint_metadata(&mut inner.domains[at], layout, name, flags)
+            })
         })
     }
 
@@ -1047,7 +1237,7 @@ impl Driver for QemuDriver {
 
     fn domain_get_block_info(&self, dom: &DomainId, disk: &str, flags: u32) -> Result<BlockInfo> {
         Error::check_flags(FROM, "qemuDomainGetBlockInfo", flags, 0)?;
-        let (path, format) = self.with_state(false, |inner, _| {
+        let (path, format) = self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             let found = domain.def().disk_by_target_or_path(disk).ok_or_else(|| {
                 Error::new(FROM, Code::VIR_ERR_INVALID_ARG, format!("invalid path {disk} not assigned to domain"))
@@ -1067,11 +1257,11 @@ impl Driver for QemuDriver {
     }
 
     fn domain_get_autostart(&self, dom: &DomainId) -> Result<bool> {
-        self.with_state(false, |inner, _| Ok(inner.domains[inner.position(dom)?].autostart))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| Ok(inner.domains[inner.position(dom)?].autostart))
     }
 
     fn domain_set_autostart(&self, dom: &DomainId, autostart: bool) -> Result<()> {
-        self.with_state(true, |inner, layout| {
+        self.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
             let at = inner.position(dom)?;
             let domain = &mut inner.domains[at];
             if domain.persistent.is_none() {
@@ -1088,7 +1278,9 @@ impl Driver for QemuDriver {
     fn domain_fs_freeze(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
         let _ = mountpoints;
         Error::check_flags(FROM, "qemuDomainFSFreeze", flags, 0)?;
-        self.with_state(false, |inner, _| Err(self.no_agent(&inner.domains[inner.position(dom)?])))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            Err(self.no_agent(&inner.domains[inner.position(dom)?]))
+        })
     }
 
     fn domain_fs_thaw(&self, dom: &DomainId, mountpoints: &[String], flags: u32) -> Result<i32> {
@@ -1100,20 +1292,24 @@ impl Driver for QemuDriver {
                 "specifying mountpoints is not supported",
             ));
         }
-        self.with_state(false, |inner, _| Err(self.no_agent(&inner.domains[inner.position(dom)?])))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            Err(self.no_agent(&inner.domains[inner.position(dom)?]))
+        })
     }
 
     fn domain_qemu_agent_command(&self, dom: &DomainId, cmd: &str, timeout: i32, flags: u32) -> Result<String> {
         let _ = (cmd, timeout);
         Error::check_flags(FROM, "qemuDomainQemuAgentCommand", flags, 0)?;
-        self.with_state(false, |inner, _| Err(self.no_agent(&inner.domains[inner.position(dom)?])))
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
+            Err(self.no_agent(&inner.domains[inner.position(dom)?]))
+        })
     }
 
     fn domain_qemu_monitor_command(&self, dom: &DomainId, cmd: &str, flags: u32) -> Result<String> {
         let hmp =
             crate::capi::generated_qemu::virDomainQemuMonitorCommandFlags::VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP as u32;
         Error::check_flags(FROM, "qemuDomainQemuMonitorCommandWithFiles", flags, hmp)?;
-        self.with_state(false, |inner, _| {
+        self.with_state(Scope::Domain(&dom.name), false, |inner, _| {
             let domain = &inner.domains[inner.position(dom)?];
             let Some(live) = &domain.live else { return Err(not_running()) };
             let (Engine::Ours { qmp, .. } | Engine::Adopted { qmp }) = &live.engine;
@@ -1133,9 +1329,12 @@ fn bitmap_disks<'a>(def: &'a CheckpointDef, domain: &DomainDef) -> impl Iterator
 }
 
 impl QemuDriver {
-    /// Adds one persistent bitmap per bitmap disk, all in one transaction. libvirt's
-    /// rules come first: the bitmap is named after the checkpoint and the image is qcow2.
-    fn add_bitmaps(&self, domain: &QemuDomain, def: &CheckpointDef) -> Result<()> {
+    /// Adds one persistent bitmap per bitmap disk, all in one transaction (recorded in
+    /// the journal first). libvirt's rules come first: the bitmap is named after the
+    /// checkpoint and the image is qcow2. A bitmap of that name already in an image (left
+    /// by lost metadata) makes the transaction fail with QEMU's "Bitmap already exists",
+    /// as in libvirt; it is not recorded, so that undoing never removes it.
+    fn add_bitmaps(&self, domain: &QemuDomain, def: &CheckpointDef, journal: &mut Journal) -> Result<()> {
         let dom_def = domain.def();
         self.check_new_checkpoint(dom_def, def)?;
         let wanted: Vec<(&str, &str)> = bitmap_disks(def, dom_def).collect();
@@ -1143,17 +1342,24 @@ impl QemuDriver {
             return Ok(());
         }
         let disks = engine_disks(dom_def)?;
-        let mut session = self.session(domain, &disks)?;
+        let mut session = self.session(domain, &disks, journal)?;
+        let present = session.bitmaps()?;
         let mut actions = Vec::new();
+        let mut added = Vec::new();
         for (target, bitmap) in &wanted {
+            let node = session.node(target)?.to_string();
             actions.push(json!({
                 "type": "block-dirty-bitmap-add",
-                "data": {"node": session.node(target)?, "name": bitmap, "persistent": true},
+                "data": {"node": node, "name": bitmap, "persistent": true},
             }));
+            if !present.get(*target).is_some_and(|list| list.iter().any(|b| b.name == *bitmap)) {
+                added.push((node, bitmap.to_string()));
+            }
         }
-        let result = session.transaction(actions);
-        let finished = self.finish(domain, session);
-        result.and(finished)
+        journal.record(|i| i.bitmaps.extend(added))?;
+        session.transaction(actions)?;
+        intent::kill_point("checkpoint-bitmaps-added");
+        session.finish()
     }
 
     /// libvirt's rules for a new checkpoint's bitmaps: named after the checkpoint, and
@@ -1180,14 +1386,20 @@ impl QemuDriver {
     /// Removes the bitmaps of the given checkpoints in one transaction. A bitmap that is
     /// missing is libvirt's error, and nothing is removed then; unless `skip_missing`
     /// (cleaning up after a daemon that died before a new bitmap reached the image).
-    fn remove_bitmaps(&self, domain: &QemuDomain, defs: &[CheckpointDef], skip_missing: bool) -> Result<()> {
+    fn remove_bitmaps(
+        &self,
+        domain: &QemuDomain,
+        defs: &[CheckpointDef],
+        skip_missing: bool,
+        journal: &mut Journal,
+    ) -> Result<()> {
         let dom_def = domain.def();
         let wanted: Vec<(&str, &str)> = defs.iter().flat_map(|d| bitmap_disks(d, dom_def)).collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let disks = engine_disks(dom_def)?;
-        let mut session = self.session(domain, &disks)?;
+        let mut session = self.session(domain, &disks, journal)?;
         let result = (|| {
             let present = session.bitmaps()?;
             let mut actions = Vec::new();
@@ -1206,27 +1418,55 @@ impl QemuDriver {
                     "data": {"node": session.node(target)?, "name": bitmap},
                 }));
             }
-            session.transaction(actions)
+            session.transaction(actions)?;
+            intent::kill_point("checkpoint-bitmaps-removed");
+            Ok(())
         })();
-        let finished = self.finish(domain, session);
-        result.and(finished)
+        result.and_then(|()| session.finish())
+    }
+
+    /// True when a bitmap of one of the checkpoints is still in an image.
+    fn any_bitmap_left(&self, domain: &QemuDomain, defs: &[CheckpointDef], journal: &mut Journal) -> Result<bool> {
+        let wanted: Vec<(&str, &str)> = defs.iter().flat_map(|d| bitmap_disks(d, domain.def())).collect();
+        if wanted.is_empty() {
+            return Ok(false);
+        }
+        let disks = engine_disks(domain.def())?;
+        let mut session = self.session(domain, &disks, journal)?;
+        let present = session.bitmaps()?;
+        session.finish()?;
+        Ok(wanted.iter().any(|(t, b)| present.get(*t).is_some_and(|l| l.iter().any(|x| x.name == *b))))
+    }
+
+    /// Removes every bitmap named `name` from the domain's disks (those that have one).
+    fn remove_named_bitmaps(&self, domain: &QemuDomain, name: &str, journal: &mut Journal) -> Result<()> {
+        let disks = engine_disks(domain.def())?;
+        let mut session = self.session(domain, &disks, journal)?;
+        let present = session.bitmaps()?;
+        let mut actions = Vec::new();
+        for disk in &disks {
+            if present.get(&disk.target).is_some_and(|list| list.iter().any(|b| b.name == name)) {
+                let node = session.node(&disk.target)?;
+                actions.push(json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": name}}));
+            }
+        }
+        session.transaction(actions)?;
+        session.finish()
     }
 
     /// Checks that every bitmap disk of a redefined checkpoint still has a healthy bitmap
     /// named after the checkpoint (`VIR_ERR_CHECKPOINT_INCONSISTENT` otherwise). Disks the
     /// domain no longer has are skipped.
-    fn validate_bitmaps(&self, domain: &QemuDomain, def: &CheckpointDef) -> Result<()> {
+    fn validate_bitmaps(&self, domain: &QemuDomain, def: &CheckpointDef, journal: &mut Journal) -> Result<()> {
         let dom_def = domain.def();
         let wanted: Vec<&str> = bitmap_disks(def, dom_def).map(|(target, _)| target).collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let disks = engine_disks(dom_def)?;
-        let mut session = self.session(domain, &disks)?;
-        let present = session.bitmaps();
-        let finished = self.finish(domain, session);
-        let present = present?;
-        finished?;
+        let mut session = self.session(domain, &disks, journal)?;
+        let present = session.bitmaps()?;
+        session.finish()?;
         for target in wanted {
             let healthy =
                 present.get(target).is_some_and(|list| list.iter().any(|b| b.name == def.name && b.healthy()));
@@ -1244,7 +1484,7 @@ impl QemuDriver {
     /// Fills in, for each bitmap disk with a healthy bitmap, the bytes dirtied since the
     /// checkpoint. Every checkpoint bitmap records all writes since it was made, so its
     /// own count is the answer.
-    fn fill_sizes(&self, domain: &QemuDomain, def: &mut CheckpointDef) -> Result<()> {
+    fn fill_sizes(&self, domain: &QemuDomain, def: &mut CheckpointDef, journal: &mut Journal) -> Result<()> {
         let dom_def = domain.def().clone();
         let wanted: Vec<(String, String)> =
             bitmap_disks(def, &dom_def).map(|(t, b)| (t.to_string(), b.to_string())).collect();
@@ -1252,11 +1492,9 @@ impl QemuDriver {
             return Ok(());
         }
         let disks = engine_disks(&dom_def)?;
-        let mut session = self.session(domain, &disks)?;
-        let present = session.bitmaps();
-        let finished = self.finish(domain, session);
-        let present = present?;
-        finished?;
+        let mut session = self.session(domain, &disks, journal)?;
+        let present = session.bitmaps()?;
+        session.finish()?;
         for disk in &mut def.disks {
             let Some((_, bitmap)) = wanted.iter().find(|(t, _)| *t == disk.name) else { continue };
             disk.size = present

@@ -8,15 +8,18 @@
 //! DIR/run/qemu/<domain>.xml                   status of a running domain
 //! DIR/run/qemu/<domain>/                      its sockets and pid file
 //! DIR/run/qemu/.lock, .generation, .next-id   coordination between processes
+//! DIR/run/qemu/.intent                        what the operation under way may leave behind
 //! ```
 //!
 //! Every write is atomic (a temporary file in the same folder, fsync, rename, fsync of
 //! the folder): after a crash at any instant a file is either the old or the new one.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conf::checkpoint::{CheckpointDef, CheckpointFormat};
@@ -90,16 +93,96 @@ impl Layout {
         self.root.join("run/qemu")
     }
 
-    /// Creates the folders (mode 0700).
+    /// Creates the folders (mode 0700). The root itself may be reached through a
+    /// symbolic link (it is the caller's to choose); nothing inside it is.
     pub fn create(&self) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| Error::system(FROM, format!("cannot create '{}'", self.root.display()), &e))?;
         for dir in [self.definitions(), self.checkpoints(), self.run()] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::system(FROM, format!("cannot create '{}'", dir.display()), &e))?;
+            self.ensure_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// The parts of `path` below the root, each checked: an existing one must not be a
+    /// symbolic link. Returns the path's parts from the root, for [`Layout::ensure_dir`].
+    fn parts_below_root(&self, path: &Path) -> Result<Vec<PathBuf>> {
+        let relative = path.strip_prefix(&self.root).map_err(|_| {
+            Error::internal(FROM, format!("'{}' is not under the root '{}'", path.display(), self.root.display()))
+        })?;
+        let mut parts = Vec::new();
+        let mut at = self.root.clone();
+        for component in relative.components() {
+            at.push(component);
+            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::new(
+                    FROM,
+                    Code::VIR_ERR_OPERATION_DENIED,
+                    format!("refusing to use '{}': it is a symbolic link inside the root", at.display()),
+                ));
+            }
+            parts.push(at.clone());
+        }
+        Ok(parts)
+    }
+
+    /// Makes sure `dir` (under the root) is a folder reached without symbolic links,
+    /// creating what is missing with mode 0700 (whatever the umask).
+    pub fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        for part in self.parts_below_root(dir)? {
+            match fs::DirBuilder::new().mode(0o700).create(&part) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && part.is_dir() => {}
+                Err(e) => return Err(Error::system(FROM, format!("cannot create '{}'", part.display()), &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a state file atomically and durably (see [`write_atomic`]), creating its
+    /// folder; nothing on the way is a symbolic link.
+    pub fn save(&self, path: &Path, contents: &str) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            self.ensure_dir(dir)?;
+        }
+        write_atomic(path, contents.as_bytes())
+            .map_err(|e| Error::system(FROM, format!("cannot write '{}'", path.display()), &e))
+    }
+
+    /// Removes a state file durably (a missing one is fine). A symbolic link in its
+    /// place is removed itself (unlinking never follows it); the folders on the way
+    /// must not be links.
+    pub fn remove(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            self.parts_below_root(dir)?;
+        }
+        remove_durable(path).map_err(|e| Error::system(FROM, format!("cannot remove '{}'", path.display()), &e))
+    }
+
+    /// Removes a folder and what it holds (a missing one is fine). A symbolic link in
+    /// its place is removed, never followed.
+    pub fn remove_dir(&self, dir: &Path) -> Result<()> {
+        let parts = self.parts_below_root(dir);
+        let result = match parts {
+            Ok(_) => fs::remove_dir_all(dir),
+            // The link itself goes; what it points to stays.
+            Err(_) => fs::remove_file(dir),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::system(FROM, format!("cannot remove '{}'", dir.display()), &e)),
+        }
+    }
+
+    /// Reads a state file: `None` when it is missing. It must be a regular file reached
+    /// without symbolic links, and no larger than [`MAX_STATE_BYTES`].
+    pub fn read(&self, path: &Path) -> std::result::Result<Option<String>, String> {
+        self.parts_below_root(path).map_err(|e| e.message)?;
+        read_bounded(path)
     }
 
     pub fn definition(&self, domain: &str) -> PathBuf {
@@ -142,6 +225,11 @@ impl Layout {
         self.checkpoint_dir(domain).join(".current")
     }
 
+    /// The record of the operation under way (see `intent.rs`).
+    pub fn intent_file(&self) -> PathBuf {
+        self.run().join(".intent")
+    }
+
     pub fn lock_file(&self) -> PathBuf {
         self.run().join(".lock")
     }
@@ -159,11 +247,40 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces `path` with `contents` atomically (and durably), creating its folder.
+/// The largest state file read (see [`crate::conf::MAX_STORED_XML_BYTES`]).
+pub const MAX_STATE_BYTES: u64 = crate::conf::MAX_STORED_XML_BYTES as u64;
+
+/// Reads a regular file (not through a symbolic link) of at most [`MAX_STATE_BYTES`].
+fn read_bounded(path: &Path) -> std::result::Result<Option<String>, String> {
+    use std::io::Read;
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read '{}': {e}", path.display())),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("'{}' is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_STATE_BYTES {
+        return Err(format!("'{}' is larger than {MAX_STATE_BYTES} bytes", path.display()));
+    }
+    let mut text = String::new();
+    file.take(MAX_STATE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    Ok(Some(text))
+}
+
+/// The temporary files of [`write_atomic`] are named `.<file>.tmp-<pid>-<n>`.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Replaces `path` with `contents` atomically (and durably); its folder must exist.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent folder"))?;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
@@ -188,17 +305,6 @@ pub fn remove_durable(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes a file atomically, as a libvirt error on failure.
-pub fn save(path: &Path, contents: &str) -> Result<()> {
-    write_atomic(path, contents.as_bytes())
-        .map_err(|e| Error::system(FROM, format!("cannot write '{}'", path.display()), &e))
-}
-
-/// Removes a file durably, as a libvirt error on failure.
-pub fn remove(path: &Path) -> Result<()> {
-    remove_durable(path).map_err(|e| Error::system(FROM, format!("cannot remove '{}'", path.display()), &e))
-}
-
 /// A checkpoint's metadata file: libvirt's header, then its XML with secrets and without
 /// sizes.
 pub fn checkpoint_document(def: &CheckpointDef) -> String {
@@ -213,20 +319,23 @@ pub struct Status {
     pub id: i32,
     pub state: i32,
     pub reason: i32,
-    /// The daemon's pid.
+    /// The daemon's pid, and its start time (which tells it from a later process that
+    /// gets the same pid).
     pub pid: u32,
+    pub started: Option<u64>,
     pub qmp: PathBuf,
     pub nbd: PathBuf,
     /// The definition it runs with.
-    pub def: DomainDef,
+    pub def: Arc<DomainDef>,
 }
 
 impl Status {
     pub fn document(&self) -> String {
-        let engine = Element::new("engine")
-            .with_attr("pid", self.pid.to_string())
-            .with_attr("qmp", self.qmp.to_string_lossy())
-            .with_attr("nbd", self.nbd.to_string_lossy());
+        let mut engine = Element::new("engine").with_attr("pid", self.pid.to_string());
+        if let Some(started) = self.started {
+            engine = engine.with_attr("started", started.to_string());
+        }
+        let engine = engine.with_attr("qmp", self.qmp.to_string_lossy()).with_attr("nbd", self.nbd.to_string_lossy());
         Element::new("domstatus")
             .with_attr("state", self.state.to_string())
             .with_attr("reason", self.reason.to_string())
@@ -243,11 +352,13 @@ impl Status {
         };
         let engine = root.child("engine").ok_or("no <engine>")?;
         let def = DomainDef::from_element(root.child("domain").ok_or("no <domain>")?.clone()).map_err(|e| e.message)?;
+        let def = Arc::new(def);
         Ok(Status {
             id: num(&root, "id")? as i32,
             state: num(&root, "state")? as i32,
             reason: num(&root, "reason")? as i32,
             pid: num(engine, "pid")? as u32,
+            started: engine.attr("started").and_then(|v| v.parse().ok()),
             qmp: engine.attr("qmp").ok_or("no qmp socket")?.into(),
             nbd: engine.attr("nbd").ok_or("no nbd socket")?.into(),
             def,
@@ -259,8 +370,8 @@ impl Status {
 #[derive(Debug)]
 pub struct Found {
     /// The persistent definition (None for a transient domain that is running).
-    pub def: Option<DomainDef>,
-    pub status: Option<Status>,
+    pub def: Option<Arc<DomainDef>>,
+    pub status: Option<Arc<Status>>,
     pub checkpoints: Vec<CheckpointDef>,
     pub current: Option<String>,
     /// The text of the job file, when there is one.
@@ -274,7 +385,86 @@ pub struct Snapshot {
     pub problems: Vec<String>,
 }
 
-fn xml_files(dir: &Path) -> Vec<PathBuf> {
+/// What identifies one version of a file: each atomic write makes a new inode, and any
+/// other change moves its size or times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Parsed {
+    Domain(Arc<DomainDef>),
+    Status(Arc<Status>),
+    Checkpoint(CheckpointDef),
+}
+
+/// The documents read by earlier loads, by file: a reload parses only the files that
+/// changed, so one large definition is paid for once, not on every change of another.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    entries: HashMap<PathBuf, (Stamp, Parsed)>,
+    /// The files the current load looked at.
+    seen: HashSet<PathBuf>,
+}
+
+impl ParseCache {
+    /// The document in `path`, parsed by `parse` unless this version is cached.
+    fn get(
+        &mut self,
+        layout: &Layout,
+        path: &Path,
+        parse: impl FnOnce(&str) -> std::result::Result<Parsed, String>,
+    ) -> std::result::Result<Parsed, String> {
+        let meta = fs::symlink_metadata(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("'{}' is not a regular file", path.display()));
+        }
+        let stamp = Stamp::of(&meta);
+        self.seen.insert(path.to_path_buf());
+        if let Some((cached, parsed)) = self.entries.get(path)
+            && *cached == stamp
+        {
+            return Ok(parsed.clone());
+        }
+        let text = layout.read(path)?.ok_or_else(|| format!("'{}' disappeared", path.display()))?;
+        let parsed = parse(&text)?;
+        self.entries.insert(path.to_path_buf(), (stamp, parsed.clone()));
+        Ok(parsed)
+    }
+
+    /// Ends a load: after a load of everything, forgets the files it did not see.
+    fn end_load(&mut self, scope: Scope<'_>) {
+        let seen = std::mem::take(&mut self.seen);
+        if scope == Scope::All {
+            self.entries.retain(|path, _| seen.contains(path));
+        }
+    }
+}
+
+/// The `.xml` files of a folder (not hidden ones), sorted; none when the folder is a
+/// symbolic link.
+fn xml_files(layout: &Layout, dir: &Path) -> Vec<PathBuf> {
+    if layout.parts_below_root(dir).is_err() {
+        return Vec::new();
+    }
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -298,11 +488,7 @@ pub fn set_autostart(layout: &Layout, domain: &str, on: bool) -> Result<()> {
     let link = layout.autostart_link(domain);
     if on {
         let dir = layout.autostart_dir();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::system(FROM, format!("cannot create autostart directory {}", dir.display()), &e))?;
+        layout.ensure_dir(&dir)?;
         match std::os::unix::fs::symlink(format!("../{domain}.xml"), &link) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -312,11 +498,7 @@ pub fn set_autostart(layout: &Layout, domain: &str, on: bool) -> Result<()> {
         }
         sync_dir(&dir).map_err(|e| Error::system(FROM, format!("cannot sync '{}'", dir.display()), &e))
     } else {
-        match remove_durable(&link) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::system(FROM, format!("Failed to delete symlink '{}'", link.display()), &e)),
-        }
+        layout.remove(&link)
     }
 }
 
@@ -338,32 +520,57 @@ pub fn autostart(layout: &Layout, domain: &str) -> bool {
     fs::symlink_metadata(layout.autostart_link(domain)).is_ok()
 }
 
-/// Reads the whole state. A file that cannot be read or parsed is skipped and listed in
-/// `problems`; it is left on disk untouched.
-pub fn load(layout: &Layout) -> Snapshot {
+/// What a load reads: the whole state, or one domain's (so that a call on one domain
+/// never pays for the others, however large their definitions and metadata are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    All,
+    Domain(&'a str),
+}
+
+impl Scope<'_> {
+    /// The files of one kind a load in this scope reads: all of `dir`, or the domain's
+    /// own, if it exists.
+    fn files(self, layout: &Layout, dir: &Path, own: impl FnOnce(&str) -> PathBuf) -> Vec<PathBuf> {
+        match self {
+            Scope::All => xml_files(layout, dir),
+            Scope::Domain(name) if check_file_name("domain", name).is_ok() => {
+                let path = own(name);
+                if fs::symlink_metadata(&path).is_ok() { vec![path] } else { Vec::new() }
+            }
+            Scope::Domain(_) => Vec::new(),
+        }
+    }
+}
+
+/// Reads the state in `scope`, parsing only the files `cache` does not hold in their
+/// present version. A file that cannot be read or parsed is skipped and listed in
+/// `problems`; it is left on disk untouched. A symbolic link is never followed.
+pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut domains: Vec<Found> = Vec::new();
-    for path in xml_files(&layout.definitions()) {
-        match fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| DomainDef::parse(&t).map_err(|e| e.message))
-        {
-            Ok(def) if def.name == stem(&path) => {
+    for path in scope.files(layout, &layout.definitions(), |name| layout.definition(name)) {
+        let parsed = cache.get(layout, &path, |text| {
+            DomainDef::parse_stored(text).map(|d| Parsed::Domain(Arc::new(d))).map_err(|e| e.message)
+        });
+        match parsed {
+            Ok(Parsed::Domain(def)) if def.name == stem(&path) => {
                 domains.push(Found { def: Some(def), status: None, checkpoints: Vec::new(), current: None, job: None })
             }
-            Ok(def) => snapshot.problems.push(format!(
+            Ok(Parsed::Domain(def)) => snapshot.problems.push(format!(
                 "domain definition '{}' names domain '{}', not '{}'",
                 path.display(),
                 def.name,
                 stem(&path)
             )),
+            Ok(_) => {}
             Err(e) => snapshot.problems.push(format!("cannot load domain definition '{}': {e}", path.display())),
         }
     }
-    for path in xml_files(&layout.run()) {
-        let status = fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| Status::parse(&t));
-        match status {
-            Ok(status) if status.def.name == stem(&path) => {
+    for path in scope.files(layout, &layout.run(), |name| layout.status(name)) {
+        let parsed = cache.get(layout, &path, |text| Status::parse(text).map(|s| Parsed::Status(Arc::new(s))));
+        match parsed {
+            Ok(Parsed::Status(status)) if status.def.name == stem(&path) => {
                 match domains.iter_mut().find(|d| d.def.as_ref().is_some_and(|def| def.name == status.def.name)) {
                     Some(found) => found.status = Some(status),
                     None => domains.push(Found {
@@ -375,33 +582,64 @@ pub fn load(layout: &Layout) -> Snapshot {
                     }),
                 }
             }
-            Ok(_) => snapshot.problems.push(format!("status file '{}' names another domain", path.display())),
+            Ok(Parsed::Status(_)) => {
+                snapshot.problems.push(format!("status file '{}' names another domain", path.display()))
+            }
+            Ok(_) => {}
             Err(e) => snapshot.problems.push(format!("cannot load domain status '{}': {e}", path.display())),
         }
     }
     for found in &mut domains {
         let name =
             found.def.as_ref().or(found.status.as_ref().map(|s| &s.def)).map(|d| d.name.clone()).unwrap_or_default();
-        for path in xml_files(&layout.checkpoint_dir(&name)) {
-            let parsed = fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| CheckpointDef::parse(&t, true).map_err(|e| e.message));
+        for path in xml_files(layout, &layout.checkpoint_dir(&name)) {
+            let parsed = cache.get(layout, &path, |text| {
+                CheckpointDef::parse_stored(text).map(Parsed::Checkpoint).map_err(|e| e.message)
+            });
             match parsed {
-                Ok(def) if def.name == stem(&path) => found.checkpoints.push(def),
-                Ok(def) => snapshot.problems.push(format!(
+                Ok(Parsed::Checkpoint(def)) if def.name == stem(&path) => found.checkpoints.push(def),
+                Ok(Parsed::Checkpoint(def)) => snapshot.problems.push(format!(
                     "checkpoint metadata '{}' names checkpoint '{}'",
                     path.display(),
                     def.name
                 )),
+                Ok(_) => {}
                 Err(e) => snapshot.problems.push(format!("cannot load checkpoint metadata '{}': {e}", path.display())),
             }
         }
-        found.current =
-            fs::read_to_string(layout.current_file(&name)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        found.job = fs::read_to_string(layout.job_file(&name)).ok();
+        found.current = layout
+            .read(&layout.current_file(&name))
+            .ok()
+            .flatten()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        match layout.read(&layout.job_file(&name)) {
+            Ok(job) => found.job = job,
+            Err(e) => snapshot.problems.push(format!("cannot load the job file of domain '{name}': {e}")),
+        }
     }
+    cache.end_load(scope);
     snapshot.domains = domains;
     snapshot
+}
+
+/// Removes the temporary files interrupted atomic writes left in the state folders.
+/// Only called with the root locked: no write of another process is under way then.
+pub fn remove_stale_temporaries(layout: &Layout) {
+    let mut dirs = vec![layout.definitions(), layout.run()];
+    if let Ok(entries) = fs::read_dir(layout.checkpoints()) {
+        dirs.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+    }
+    for dir in dirs {
+        if layout.parts_below_root(&dir).is_err() {
+            continue;
+        }
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) && is_temporary(&entry.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -426,6 +664,7 @@ mod tests {
     fn atomic_writes_replace_and_leave_no_temporaries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/file.xml");
+        fs::create_dir(dir.path().join("sub")).unwrap();
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "two");
@@ -444,8 +683,17 @@ mod tests {
             "<domain type='qemu'><name>vm</name><memory>1024</memory><os><type>hvm</type></os></domain>",
         )
         .unwrap();
-        let status =
-            Status { id: 3, state: 1, reason: 1, pid: 42, qmp: "/r/q.sock".into(), nbd: "/r/n.sock".into(), def };
+        let def = Arc::new(def);
+        let status = Status {
+            id: 3,
+            state: 1,
+            reason: 1,
+            pid: 42,
+            started: Some(7),
+            qmp: "/r/q.sock".into(),
+            nbd: "/r/n.sock".into(),
+            def,
+        };
         assert_eq!(Status::parse(&status.document()).unwrap(), status);
         assert!(Status::parse("<domstatus/>").is_err());
     }
@@ -456,14 +704,15 @@ mod tests {
         let layout = Layout::new(dir.path().to_path_buf());
         layout.create().unwrap();
         let vm = "<domain type='qemu'><name>vm</name><memory>1024</memory><os><type>hvm</type></os></domain>";
-        save(&layout.definition("vm"), vm).unwrap();
-        save(&layout.definition("broken"), "<domain").unwrap();
-        save(&layout.definition("other"), vm).unwrap();
+        layout.save(&layout.definition("vm"), vm).unwrap();
+        layout.save(&layout.definition("broken"), "<domain").unwrap();
+        layout.save(&layout.definition("other"), vm).unwrap();
         let cp = CheckpointDef { name: "c1".into(), creation_time: 5, ..Default::default() };
-        save(&layout.checkpoint_file("vm", "c1"), &checkpoint_document(&cp)).unwrap();
-        save(&layout.checkpoint_file("vm", "c2"), "garbage").unwrap();
-        save(&layout.current_file("vm"), "c1\n").unwrap();
-        let snapshot = load(&layout);
+        layout.save(&layout.checkpoint_file("vm", "c1"), &checkpoint_document(&cp)).unwrap();
+        layout.save(&layout.checkpoint_file("vm", "c2"), "garbage").unwrap();
+        layout.save(&layout.current_file("vm"), "c1\n").unwrap();
+        let mut cache = ParseCache::default();
+        let snapshot = load(&layout, &mut cache, Scope::All);
         assert_eq!(snapshot.domains.len(), 1);
         let vm = &snapshot.domains[0];
         assert_eq!(vm.checkpoints.len(), 1);
@@ -471,5 +720,95 @@ mod tests {
         assert_eq!(vm.current.as_deref(), Some("c1"));
         assert_eq!(snapshot.problems.len(), 3, "{:?}", snapshot.problems);
         assert!(snapshot.problems.iter().any(|p| p.contains("c2.xml")));
+        // A second load reuses what it parsed: the same definition, not a new one.
+        let first = snapshot.domains[0].def.clone().unwrap();
+        let again = load(&layout, &mut cache, Scope::All);
+        assert!(Arc::ptr_eq(&first, again.domains[0].def.as_ref().unwrap()));
+        // A rewritten file is parsed anew.
+        layout.save(&layout.definition("vm"), &vm_xml_with_vcpus(2)).unwrap();
+        let changed = load(&layout, &mut cache, Scope::All);
+        assert_eq!(changed.domains[0].def.as_ref().unwrap().vcpus, 2);
+        // One domain's load reads its files only: the broken definition is not looked at.
+        let one = load(&layout, &mut ParseCache::default(), Scope::Domain("vm"));
+        assert_eq!(one.domains.len(), 1);
+        assert_eq!(one.domains[0].checkpoints.len(), 1);
+        assert_eq!(one.problems.len(), 1, "{:?}", one.problems);
+        assert!(one.problems[0].contains("c2.xml"));
+        for absent in ["broken", "missing", "../vm", ""] {
+            let none = load(&layout, &mut ParseCache::default(), Scope::Domain(absent));
+            assert!(none.domains.is_empty(), "{absent}");
+        }
+        // A load of one domain keeps what the cache holds of the others.
+        load(&layout, &mut cache, Scope::Domain("vm"));
+        let all = load(&layout, &mut cache, Scope::All);
+        assert!(Arc::ptr_eq(changed.domains[0].def.as_ref().unwrap(), all.domains[0].def.as_ref().unwrap()));
+    }
+
+    fn vm_xml_with_vcpus(n: u32) -> String {
+        format!(
+            "<domain type='qemu'><name>vm</name><memory>1024</memory><vcpu>{n}</vcpu><os><type>hvm</type></os></domain>"
+        )
+    }
+
+    #[test]
+    fn nothing_inside_the_root_is_reached_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("root"));
+        layout.create().unwrap();
+        // The checkpoint folder of domain "vm" is a link to a folder outside the root.
+        std::os::unix::fs::symlink(outside.path(), layout.checkpoint_dir("vm")).unwrap();
+        let err = layout.save(&layout.checkpoint_file("vm", "c1"), "x").unwrap_err();
+        assert_eq!(err.code, Code::VIR_ERR_OPERATION_DENIED);
+        assert!(err.message.contains("is a symbolic link inside the root"), "{}", err.message);
+        assert!(layout.read(&layout.checkpoint_file("vm", "c1")).is_err());
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // A state file that is a link is not read through either.
+        fs::write(outside.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), layout.status("vm")).unwrap();
+        assert!(layout.read(&layout.status("vm")).is_err());
+        // Removing a state file that is a link removes the link (as for the autostart
+        // link the driver makes), never what it points to; a folder on the way that is
+        // a link is refused.
+        layout.remove(&layout.status("vm")).unwrap();
+        assert!(fs::symlink_metadata(layout.status("vm")).is_err());
+        assert!(outside.path().join("secret").exists());
+        let err = layout.remove(&layout.checkpoint_dir("vm").join("secret")).unwrap_err();
+        assert_eq!(err.code, Code::VIR_ERR_OPERATION_DENIED);
+        assert!(outside.path().join("secret").exists());
+        // Removing the folder removes the link, not what it points to.
+        layout.remove_dir(&layout.checkpoint_dir("vm")).unwrap();
+        assert!(outside.path().join("secret").exists());
+    }
+
+    #[test]
+    fn folders_and_files_get_their_modes_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("root"));
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        layout.create().unwrap();
+        layout.save(&layout.checkpoint_file("vm", "c1"), "x").unwrap();
+        nix::sys::stat::umask(old);
+        for path in [layout.checkpoint_dir("vm"), layout.run()] {
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700, "{}", path.display());
+        }
+        assert_eq!(fs::metadata(layout.checkpoint_file("vm", "c1")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("root"));
+        layout.create().unwrap();
+        layout.ensure_dir(&layout.checkpoint_dir("vm")).unwrap();
+        let stale = layout.checkpoint_dir("vm").join(".c1.xml.tmp-123-0");
+        fs::write(&stale, "half").unwrap();
+        fs::write(layout.run().join(".generation.tmp-9-9"), "1").unwrap();
+        layout.save(&layout.definition("vm"), "kept").unwrap();
+        remove_stale_temporaries(&layout);
+        assert!(!stale.exists());
+        assert!(!layout.run().join(".generation.tmp-9-9").exists());
+        assert!(layout.definition("vm").exists());
     }
 }
