@@ -8,13 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, bitmap_names, run, write_nbd, write_pattern};
+use common::{Fixture, bitmap_names, checkpoint, pull_xml, push_xml, run, wait_job, write_nbd, write_pattern};
 use virbackup::driver::{self, DomainId, Driver, JobStats, TypedValue};
 use virbackup::error::Code;
 
 const MIB: u64 = 1 << 20;
-const COMPLETED: u32 = 1;
-const KEEP: u32 = 2;
 
 fn open(fixture: &Fixture) -> Arc<dyn Driver> {
     driver::open(&fixture.uri(), 0).unwrap()
@@ -29,33 +27,8 @@ fn define(fixture: &Fixture, driver: &dyn Driver, name: &str) -> (DomainId, Path
     (dom, vda)
 }
 
-/// Waits for the domain's job to end and returns its final statistics.
-fn wait_job(driver: &dyn Driver, dom: &DomainId) -> JobStats {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let info = driver.domain_get_job_info(dom).unwrap();
-        if info.job_type == 0 {
-            return driver.domain_get_job_stats(dom, COMPLETED | KEEP).unwrap();
-        }
-        assert!(Instant::now() < deadline, "the job did not end");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn param<'a>(stats: &'a JobStats, name: &str) -> Option<&'a TypedValue> {
     stats.params.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-}
-
-fn push_xml(target: &Path, incremental: Option<&str>) -> String {
-    let inc = incremental.map(|c| format!("<incremental>{c}</incremental>")).unwrap_or_default();
-    format!(
-        "<domainbackup>{inc}<disks><disk name='vda' type='file'><target file='{}'/><driver type='qcow2'/></disk></disks></domainbackup>",
-        target.display()
-    )
-}
-
-fn checkpoint(name: &str) -> String {
-    format!("<domaincheckpoint><name>{name}</name></domaincheckpoint>")
 }
 
 /// Copies an incremental target, points it at `base`, and compares it with `expected`.
@@ -199,16 +172,6 @@ fn running_domain_full_then_two_incrementals() {
     assert_eq!(engine_bitmaps(&qmp), ["c1", "c2", "c3"], "no temporary bitmap is left");
     driver.domain_destroy(&dom, 0).unwrap();
     assert_eq!(bitmap_names(&vda), ["c1", "c2", "c3"]);
-}
-
-fn pull_xml(socket: &Path, scratch: &Path, incremental: Option<&str>) -> String {
-    let inc = incremental.map(|c| format!("<incremental>{c}</incremental>")).unwrap_or_default();
-    format!(
-        "<domainbackup mode='pull'>{inc}<server transport='unix' socket='{}'/><disks>\
-         <disk name='vda' type='file'><scratch file='{}'/></disk></disks></domainbackup>",
-        socket.display(),
-        scratch.display()
-    )
 }
 
 /// The extents nbdinfo reports for a meta context: (offset, length, type).
@@ -559,7 +522,22 @@ fn child_daemon_dies() {
         let target = vda.with_extension("bk");
         driver.backup_begin(&dom, &push_xml(&target, None), Some(&checkpoint("c1")), 0).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        let pidfile = root.join("run/qemu").join(name).join(if running { "qsd.pid" } else { "job.pid" });
+        let run_dir = root.join("run/qemu").join(name);
+        // A running domain's daemon, or the one started for the job (its files carry
+        // the job's operation id).
+        let pidfile = if running {
+            run_dir.join("qsd.pid")
+        } else {
+            std::fs::read_dir(&run_dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name().unwrap().to_string_lossy().starts_with("job-")
+                        && p.extension() == Some("pid".as_ref())
+                })
+                .expect("the job daemon's pid file")
+        };
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
         let stats = wait_job(driver.as_ref(), &dom);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use virbackup::driver::{DomainId, Driver, JobStats};
 
 /// A temporary folder holding a driver root and the images.
 pub struct Fixture {
@@ -140,4 +141,45 @@ pub fn dirty_extents(fixture: &Fixture, image: &Path, bitmap: &str) -> Vec<(u64,
         .filter(|e| e["type"].as_u64() == Some(1))
         .map(|e| (e["offset"].as_u64().unwrap(), e["length"].as_u64().unwrap()))
         .collect()
+}
+
+/// `<domaincheckpoint>` XML naming the checkpoint.
+pub fn checkpoint(name: &str) -> String {
+    format!("<domaincheckpoint><name>{name}</name></domaincheckpoint>")
+}
+
+/// A push backup of disk `vda` into a new qcow2 `target`, incremental from a checkpoint.
+pub fn push_xml(target: &Path, incremental: Option<&str>) -> String {
+    let inc = incremental.map(|c| format!("<incremental>{c}</incremental>")).unwrap_or_default();
+    format!(
+        "<domainbackup>{inc}<disks><disk name='vda' type='file'><target file='{}'/><driver type='qcow2'/>\
+         </disk></disks></domainbackup>",
+        target.display()
+    )
+}
+
+/// A pull backup of disk `vda` on a unix socket, with its scratch image.
+pub fn pull_xml(socket: &Path, scratch: &Path, incremental: Option<&str>) -> String {
+    let inc = incremental.map(|c| format!("<incremental>{c}</incremental>")).unwrap_or_default();
+    format!(
+        "<domainbackup mode='pull'>{inc}<server transport='unix' socket='{}'/><disks>\
+         <disk name='vda' type='file'><scratch file='{}'/></disk></disks></domainbackup>",
+        socket.display(),
+        scratch.display()
+    )
+}
+
+/// Waits for the domain's job to end and returns its final statistics.
+pub fn wait_job(driver: &dyn Driver, dom: &DomainId) -> JobStats {
+    const COMPLETED: u32 = 1;
+    const KEEP: u32 = 2;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let info = driver.domain_get_job_info(dom).unwrap();
+        if info.job_type == 0 {
+            return driver.domain_get_job_stats(dom, COMPLETED | KEEP).unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "the job did not end");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -1,0 +1,303 @@
+//! Recovery after a process is killed inside an operation: a child process runs one
+//! operation and kills itself (SIGKILL) at a named step (`VIRBACKUP_TEST_KILL_AT`); a
+//! fresh driver then opens the root and must find it whole — no daemon, block node,
+//! job, export, bitmap or file of the killed operation left, the checkpoint tree as it
+//! was before or as it is after the operation — and usable for the next checkpoint and
+//! backup.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Fixture, bitmap_names, checkpoint, pull_xml, push_xml, wait_job, write_pattern};
+use serde_json::{Value, json};
+use virbackup::driver::{self, DomainId, Driver, Listing};
+
+const MIB: u64 = 1 << 20;
+
+fn open(fixture: &Fixture) -> Arc<dyn Driver> {
+    driver::open(&fixture.uri(), 0).unwrap()
+}
+
+fn names(listing: Listing) -> Vec<String> {
+    let mut names = match listing {
+        Listing::Names(names) => names,
+        Listing::Count(n) => panic!("a count ({n}) where names were asked for"),
+    };
+    names.sort();
+    names
+}
+
+/// A domain `name` with one 32 MiB qcow2 disk holding some data, checkpoints `c1` and
+/// `c2` (a child of `c1`), running or shut off.
+fn prepare(fixture: &Fixture, name: &str, running: bool) -> (DomainId, PathBuf) {
+    let driver = open(fixture);
+    let vda = fixture.create_image(&format!("{name}.qcow2"), "qcow2", "32M");
+    write_pattern(&vda, "qcow2", 0x3c, 0, 4 * MIB);
+    let dom = driver.domain_define_xml(&fixture.domain_xml(name, &[("vda", &vda, "qcow2")]), 0).unwrap();
+    if running {
+        driver.domain_create(&dom, 0).unwrap();
+    }
+    driver.checkpoint_create_xml(&dom, &checkpoint("c1"), 0).unwrap();
+    driver.checkpoint_create_xml(&dom, &checkpoint("c2"), 0).unwrap();
+    (dom, vda)
+}
+
+/// Runs `operation` on `domain` in a child process that kills itself at `point`.
+fn killed_at(fixture: &Fixture, domain: &str, operation: &str, point: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_operation", "--ignored", "--nocapture"])
+        .env("VB_CHILD_URI", fixture.uri())
+        .env("VB_CHILD_DIR", fixture.dir.path())
+        .env("VB_CHILD_DOMAIN", domain)
+        .env("VB_CHILD_OPERATION", operation)
+        .env("VIRBACKUP_TEST_KILL_AT", point)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.signal(), Some(9), "{operation} was to be killed at {point}:\n{text}");
+}
+
+fn child_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by the parent test"))
+}
+
+#[test]
+#[ignore = "run as a child process by the tests below"]
+fn child_operation() {
+    let driver = driver::open(&child_env("VB_CHILD_URI"), 0).unwrap();
+    let dir = PathBuf::from(child_env("VB_CHILD_DIR"));
+    let name = child_env("VB_CHILD_DOMAIN");
+    let dom = driver.domain_lookup_by_name(&name).unwrap();
+    let operation = child_env("VB_CHILD_OPERATION");
+    let target = dir.join(format!("{name}.bk"));
+    let result = match operation.split(':').collect::<Vec<_>>().as_slice() {
+        ["create", cp] => driver.checkpoint_create_xml(&dom, &checkpoint(cp), 0).map(drop),
+        ["delete", cp] => driver.checkpoint_delete(&dom, cp, 0),
+        ["push-full", cp] => driver.backup_begin(&dom, &push_xml(&target, None), Some(&checkpoint(cp)), 0),
+        ["push-incremental", base, cp] => {
+            driver.backup_begin(&dom, &push_xml(&target, Some(base)), Some(&checkpoint(cp)), 0)
+        }
+        ["pull", cp] => {
+            let xml = pull_xml(&dir.join(format!("{name}-pull.sock")), &dir.join(format!("{name}.scratch")), None);
+            driver.backup_begin(&dom, &xml, Some(&checkpoint(cp)), 0)
+        }
+        ["pull-abort", cp] => {
+            let xml = pull_xml(&dir.join(format!("{name}-pull.sock")), &dir.join(format!("{name}.scratch")), None);
+            driver.backup_begin(&dom, &xml, Some(&checkpoint(cp)), 0).unwrap();
+            driver.domain_abort_job(&dom, 0).unwrap();
+            wait_job(driver.as_ref(), &dom);
+            Ok(())
+        }
+        ["start"] => driver.domain_create(&dom, 0).map(drop),
+        other => panic!("unknown operation {other:?}"),
+    };
+    println!("the operation ended without being killed: {result:?}");
+}
+
+/// The storage daemons running on this fixture's files.
+fn daemons(fixture: &Fixture) -> Vec<u32> {
+    let needle = fixture.dir.path().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
+                let cmd = String::from_utf8_lossy(&cmd);
+                cmd.contains("storage-daemon") && cmd.contains(&needle)
+            })
+        })
+        .collect()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn qmp(socket: &Path, command: &str, arguments: Option<Value>) -> Value {
+    let mut monitor = virbackup::engine::qmp::Qmp::connect(socket, Duration::from_secs(10)).unwrap();
+    monitor.execute(command, arguments).unwrap()
+}
+
+/// What a running domain's daemon holds beyond its own disk: nodes, bitmaps, jobs and
+/// exports, and the bitmaps of its disk.
+fn engine_extras(qmp_socket: &Path) -> (Vec<String>, Vec<String>) {
+    let nodes = qmp(qmp_socket, "query-named-block-nodes", Some(json!({"flat": true})));
+    let mut extras = Vec::new();
+    let mut bitmaps = Vec::new();
+    for node in nodes.as_array().unwrap() {
+        let name = node["node-name"].as_str().unwrap_or_default();
+        if !name.starts_with("vb-") {
+            extras.push(format!("node {name}"));
+        }
+        for bitmap in node["dirty-bitmaps"].as_array().into_iter().flatten() {
+            bitmaps.push(bitmap["name"].as_str().unwrap().to_string());
+        }
+    }
+    for job in qmp(qmp_socket, "query-jobs", None).as_array().unwrap() {
+        extras.push(format!("job {}", job["id"]));
+    }
+    for export in qmp(qmp_socket, "query-block-exports", None).as_array().unwrap() {
+        let id = export["id"].as_str().unwrap_or_default();
+        if !id.starts_with("export-") {
+            extras.push(format!("export {id}"));
+        }
+    }
+    bitmaps.sort();
+    bitmaps.dedup();
+    (extras, bitmaps)
+}
+
+/// Opens the root afresh and checks that nothing of the killed operation is left and
+/// that the domain has exactly `checkpoints` (with bitmaps to match), `leaves` being
+/// files the operation may have made that must be gone.
+fn assert_recovered(fixture: &Fixture, name: &str, vda: &Path, running: bool, checkpoints: &[&str], leaves: &[&Path]) {
+    let driver = open(fixture);
+    let dom = driver.domain_lookup_by_name(name).unwrap();
+    let root = fixture.root();
+    assert!(!root.join("run/qemu/.intent").exists(), "the operation's record is settled");
+    let state: Vec<PathBuf> = walk(&root);
+    assert!(
+        state.iter().all(|p| !p.file_name().unwrap().to_string_lossy().contains(".tmp-")),
+        "temporary files left: {state:?}"
+    );
+    assert_eq!(driver.domain_is_active(&dom).unwrap(), running);
+    let run_dir = root.join("run/qemu").join(name);
+    let mut run_files: Vec<String> =
+        walk(&run_dir).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    run_files.sort();
+    let expected_run: &[&str] = if running { &["events.sock", "nbd.sock", "qmp.sock", "qsd.pid"] } else { &[] };
+    assert_eq!(run_files, expected_run, "only a running domain's own files are in its run folder");
+    assert_eq!(daemons(fixture).len(), usize::from(running), "no daemon but the running domain's own");
+    assert_eq!(names(driver.list_all_checkpoints(&dom, 0, false).unwrap()), checkpoints);
+    if running {
+        let (extras, bitmaps) = engine_extras(&run_dir.join("qmp.sock"));
+        assert!(extras.is_empty(), "left in the engine: {extras:?}");
+        assert_eq!(bitmaps, checkpoints);
+    } else {
+        assert_eq!(bitmap_names(vda), checkpoints);
+    }
+    for leaf in leaves {
+        assert!(!leaf.exists(), "{} was left behind", leaf.display());
+    }
+    // Every checkpoint's bitmaps check out, and the domain takes the next checkpoint and
+    // a full backup.
+    use virbackup::abi::virDomainCheckpointCreateFlags as F;
+    let validate =
+        F::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32 | F::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE as u32;
+    for cp in checkpoints {
+        let xml = driver.checkpoint_get_xml_desc(&dom, cp, 0).unwrap();
+        driver.checkpoint_create_xml(&dom, &xml, validate).unwrap();
+    }
+    let after = fixture.image(&format!("{name}-after.bk"));
+    driver.backup_begin(&dom, &push_xml(&after, None), Some(&checkpoint("after")), 0).unwrap();
+    let stats = wait_job(driver.as_ref(), &dom);
+    assert_eq!(stats.job_type, 3, "the backup after recovery completes: {stats:?}");
+    if running {
+        driver.domain_destroy(&dom, 0).unwrap();
+    }
+    assert!(daemons(fixture).is_empty());
+}
+
+/// Kills `operation` at `point` on a prepared domain and checks the recovery.
+fn scenario(running: bool, operation: &str, point: &str, checkpoints: &[&str], leaves: &[&str]) {
+    let fixture = Fixture::new();
+    let name = if running { "on" } else { "off" };
+    let (_, vda) = prepare(&fixture, name, running);
+    killed_at(&fixture, name, operation, point);
+    let leaves: Vec<PathBuf> = leaves.iter().map(|l| fixture.image(&l.replace("NAME", name))).collect();
+    let leaves: Vec<&Path> = leaves.iter().map(PathBuf::as_path).collect();
+    assert_recovered(&fixture, name, &vda, running, checkpoints, &leaves);
+}
+
+#[test]
+fn checkpoint_creation_killed_after_its_bitmaps_is_undone() {
+    for running in [false, true] {
+        scenario(running, "create:c3", "checkpoint-bitmaps-added", &["c1", "c2"], &[]);
+    }
+}
+
+#[test]
+fn checkpoint_deletion_killed_after_its_bitmaps_is_finished() {
+    for running in [false, true] {
+        scenario(running, "delete:c1", "checkpoint-bitmaps-removed", &["c2"], &[]);
+    }
+}
+
+#[test]
+fn checkpoint_deletion_killed_between_metadata_files_is_finished() {
+    let fixture = Fixture::new();
+    let (_, vda) = prepare(&fixture, "off", false);
+    killed_at(&fixture, "off", "delete:c1", "checkpoint-children-rewritten");
+    {
+        let driver = open(&fixture);
+        let dom = driver.domain_lookup_by_name("off").unwrap();
+        // The reparented child was written first: it is a root, never a second one.
+        assert!(driver.checkpoint_get_parent(&dom, "c2", 0).is_err());
+        assert_eq!(names(driver.list_all_checkpoints(&dom, 0, false).unwrap()), ["c2"]);
+    }
+    assert_recovered(&fixture, "off", &vda, false, &["c2"], &[]);
+}
+
+#[test]
+fn backup_killed_after_its_daemon_started_is_undone() {
+    scenario(false, "push-full:c3", "backup-daemon-started", &["c1", "c2"], &["NAME.bk"]);
+}
+
+#[test]
+fn backup_killed_with_a_store_open_is_undone() {
+    for running in [false, true] {
+        scenario(running, "push-incremental:c2:c3", "backup-store-opened", &["c1", "c2"], &["NAME.bk"]);
+    }
+}
+
+#[test]
+fn pull_backup_killed_with_its_exports_is_undone() {
+    for running in [false, true] {
+        scenario(running, "pull:c3", "backup-copies-started", &["c1", "c2"], &["NAME.scratch", "NAME-pull.sock"]);
+    }
+}
+
+#[test]
+fn backup_killed_between_checkpoint_and_job_is_undone() {
+    for running in [false, true] {
+        scenario(running, "push-full:c3", "backup-checkpoint-saved", &["c1", "c2"], &["NAME.bk"]);
+    }
+}
+
+#[test]
+fn domain_start_killed_before_its_status_is_undone() {
+    scenario(false, "start", "domain-daemon-started", &["c1", "c2"], &[]);
+}
+
+#[test]
+fn pull_backup_killed_while_finishing_is_finished_by_the_next_process() {
+    let fixture = Fixture::new();
+    let (_, vda) = prepare(&fixture, "off", false);
+    killed_at(&fixture, "off", "pull-abort:c3", "backup-finish-daemon-stopped");
+    {
+        // The job's end was decided and half done: aborting it again is no error, and
+        // it ends as an aborted pull backup does in libvirt, complete, its checkpoint
+        // kept.
+        let driver = open(&fixture);
+        let dom = driver.domain_lookup_by_name("off").unwrap();
+        driver.domain_abort_job(&dom, 0).unwrap();
+        let stats = wait_job(driver.as_ref(), &dom);
+        assert_eq!(stats.job_type, 3, "{stats:?}");
+    }
+    let leaves = [fixture.image("off.scratch"), fixture.image("off-pull.sock")];
+    assert_recovered(&fixture, "off", &vda, false, &["c1", "c2", "c3"], &[&leaves[0], &leaves[1]]);
+}
