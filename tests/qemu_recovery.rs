@@ -301,3 +301,47 @@ fn pull_backup_killed_while_finishing_is_finished_by_the_next_process() {
     let leaves = [fixture.image("off.scratch"), fixture.image("off-pull.sock")];
     assert_recovered(&fixture, "off", &vda, false, &["c1", "c2", "c3"], &[&leaves[0], &leaves[1]]);
 }
+
+#[test]
+fn what_cannot_be_settled_is_reported_until_it_can() {
+    let fixture = Fixture::new();
+    let (_, vda) = prepare(&fixture, "off", false);
+    killed_at(&fixture, "off", "delete:c1", "checkpoint-bitmaps-removed");
+    // The operation's daemon goes, and another program takes the image before anyone
+    // settles the deletion.
+    for pid in daemons(&fixture) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let pidfile = fixture.image("holder.pid");
+    common::run(
+        "qemu-nbd",
+        &[
+            "--fork",
+            "--persistent",
+            "--format=qcow2",
+            &format!("--pid-file={}", pidfile.display()),
+            &format!("--socket={}", fixture.image("holder.sock").display()),
+            vda.to_str().unwrap(),
+        ],
+    );
+    let holder: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let driver = open(&fixture);
+    for _ in 0..2 {
+        let err = driver.domain_lookup_by_name("off").unwrap_err();
+        assert_eq!(err.code, virbackup::error::Code::VIR_ERR_OPERATION_FAILED, "{err:?}");
+        for part in ["earlier checkpoint deletion of domain 'off'", "which is gone", "every call tries again", "in use"]
+        {
+            assert!(err.message.contains(part), "{part}: {}", err.message);
+        }
+    }
+    assert!(fixture.root().join("run/qemu/.intent").exists(), "the record stays until it is settled");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), nix::sys::signal::Signal::SIGTERM).unwrap();
+    while std::path::Path::new(&format!("/proc/{holder}")).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(driver);
+    assert_recovered(&fixture, "off", &vda, false, &["c2"], &[]);
+}

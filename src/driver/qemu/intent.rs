@@ -38,6 +38,12 @@ pub(super) struct Intent {
     pub domain: String,
     /// Unique to the operation; part of the names of what it adds to an engine.
     pub op: String,
+    /// The process that ran it, and when that process started (pid and start time name
+    /// one process for good), for the messages of whoever settles it.
+    #[serde(default)]
+    pub owner: u32,
+    #[serde(default)]
+    pub owner_started: Option<u64>,
     /// Daemons started for the operation, each recorded before it starts.
     pub daemons: Vec<DaemonRecord>,
     /// The monitor of the engine the operation adds nodes, bitmaps, jobs and exports to.
@@ -112,7 +118,15 @@ pub(super) enum DoneWhen {
 impl Intent {
     /// A new record for an operation on `domain`, with a fresh id.
     pub fn new(what: &str, domain: &str) -> Intent {
-        Intent { what: what.to_string(), domain: domain.to_string(), op: new_op_id(), ..Default::default() }
+        let owner = std::process::id();
+        Intent {
+            what: what.to_string(),
+            domain: domain.to_string(),
+            op: new_op_id(),
+            owner,
+            owner_started: daemon::start_time(owner),
+            ..Default::default()
+        }
     }
 }
 
@@ -496,8 +510,18 @@ pub(super) fn unsettled(intent: &Intent, why: &Error) -> Error {
         FROM,
         crate::error::Code::VIR_ERR_OPERATION_FAILED,
         format!(
-            "an earlier {} of domain '{}' did not finish and what it left cannot be cleaned up: {}",
-            intent.what, intent.domain, why.message
+            "an earlier {} of domain '{}' (operation {} of process {}{}) did not finish, and what it left cannot \
+             be cleaned up until this is resolved (every call tries again): {}",
+            intent.what,
+            intent.domain,
+            intent.op,
+            intent.owner,
+            if intent.owner_started.is_some_and(|t| daemon::start_time(intent.owner) == Some(t)) {
+                ""
+            } else {
+                ", which is gone"
+            },
+            why.message
         ),
     )
 }
