@@ -16,42 +16,6 @@ use serde_json::{Value, json};
 use super::{FROM, Session};
 use crate::error::{Error, Result};
 
-/// A job as `query-jobs` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobState {
-    pub id: String,
-    /// `created`, `running`, ..., `concluded`, `null`.
-    pub status: String,
-    pub current: u64,
-    pub total: u64,
-    pub error: Option<String>,
-}
-
-impl JobState {
-    /// The job has ended (successfully or not) and waits to be dismissed.
-    pub fn concluded(&self) -> bool {
-        matches!(self.status.as_str(), "concluded" | "null")
-    }
-}
-
-/// Reads `query-jobs`' answer.
-pub fn parse_jobs(answer: &Value) -> Vec<JobState> {
-    answer
-        .as_array()
-        .map(|jobs| {
-            jobs.iter()
-                .map(|j| JobState {
-                    id: j["id"].as_str().unwrap_or("").to_string(),
-                    status: j["status"].as_str().unwrap_or("").to_string(),
-                    current: j["current-progress"].as_u64().unwrap_or(0),
-                    total: j["total-progress"].as_u64().unwrap_or(0),
-                    error: j["error"].as_str().map(str::to_string),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// How a store image comes to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Creation {
@@ -100,31 +64,12 @@ fn file_node_options(store: &Store, (direct, aio): (bool, &str)) -> Value {
 }
 
 impl Session {
-    /// The jobs of the process.
-    pub fn query_jobs(&mut self) -> Result<Vec<JobState>> {
-        Ok(parse_jobs(&self.execute("query-jobs", None)?))
-    }
-
-    /// Each disk's size in bytes, by target, as its format node reports it.
-    pub fn virtual_sizes(&mut self) -> Result<std::collections::HashMap<String, u64>> {
-        let nodes = self.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
-        let nodes = nodes.as_array().cloned().unwrap_or_default();
-        Ok(self
-            .nodes
-            .iter()
-            .filter_map(|(target, node)| {
-                let info = nodes.iter().find(|n| n["node-name"].as_str() == Some(node.as_str()))?;
-                Some((target.clone(), info["image"]["virtual-size"].as_u64()?))
-            })
-            .collect())
-    }
-
     /// Runs a command that starts a job (`blockdev-create`) and waits for its end.
     fn run_job(&mut self, command: &str, arguments: Value, job_id: &str) -> Result<()> {
         self.execute(command, Some(arguments))?;
         let deadline = Instant::now() + super::default_timeout();
         let outcome = loop {
-            let jobs = self.query_jobs()?;
+            let jobs = self.jobs()?;
             match jobs.into_iter().find(|j| j.id == job_id) {
                 Some(job) if job.concluded() => break job.error,
                 Some(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
@@ -184,56 +129,6 @@ impl Session {
     }
 }
 
-/// `block-dirty-bitmap-add` of a temporary, disabled bitmap.
-pub fn add_temporary_bitmap(node: &str, name: &str, granularity: u64) -> Value {
-    let mut data = json!({"node": node, "name": name, "persistent": false, "disabled": true});
-    if granularity > 0 {
-        data["granularity"] = json!(granularity);
-    }
-    json!({"type": "block-dirty-bitmap-add", "data": data})
-}
-
-/// `block-dirty-bitmap-merge` of `sources` (node, bitmap) into `node`'s bitmap `name`.
-pub fn merge_bitmaps(node: &str, name: &str, sources: &[(&str, &str)]) -> Value {
-    let bitmaps: Vec<Value> = sources.iter().map(|(n, b)| json!({"node": n, "name": b})).collect();
-    json!({"type": "block-dirty-bitmap-merge", "data": {"node": node, "target": name, "bitmaps": bitmaps}})
-}
-
-/// How a `blockdev-backup` job copies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sync {
-    /// Everything.
-    Full,
-    /// Only what the bitmap marks.
-    Incremental { bitmap: String },
-    /// Nothing but what the guest is about to overwrite (a pull backup's fleecing).
-    None,
-}
-
-/// The `blockdev-backup` transaction action copying `device` into `target`, at most
-/// `speed` bytes per second when given.
-pub fn backup_action(job_id: &str, device: &str, target: &str, sync: &Sync, speed: Option<u64>) -> Value {
-    let mut data = json!({
-        "job-id": job_id,
-        "device": device,
-        "target": target,
-        "auto-finalize": true,
-        "auto-dismiss": false,
-    });
-    match sync {
-        Sync::Full => data["sync"] = json!("full"),
-        Sync::Incremental { bitmap } => {
-            data["sync"] = json!("incremental");
-            data["bitmap"] = json!(bitmap);
-        }
-        Sync::None => data["sync"] = json!("none"),
-    }
-    if let Some(speed) = speed {
-        data["speed"] = json!(speed);
-    }
-    json!({"type": "blockdev-backup", "data": data})
-}
-
 /// An NBD server address for `nbd-server-start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NbdAddress {
@@ -290,41 +185,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jobs_are_read_from_query_jobs() {
-        let answer = json!([
-            {"id": "backup-vda-n", "type": "backup", "status": "running", "current-progress": 5, "total-progress": 9},
-            {"id": "x", "type": "backup", "status": "concluded", "current-progress": 1, "total-progress": 1,
-             "error": "Operation canceled"}
-        ]);
-        let jobs = parse_jobs(&answer);
-        assert_eq!(
-            jobs[0],
-            JobState { id: "backup-vda-n".into(), status: "running".into(), current: 5, total: 9, error: None }
-        );
-        assert!(!jobs[0].concluded());
-        assert!(jobs[1].concluded());
-        assert_eq!(jobs[1].error.as_deref(), Some("Operation canceled"));
-        assert!(parse_jobs(&json!({})).is_empty());
-    }
-
-    #[test]
-    fn transaction_actions() {
-        let add = add_temporary_bitmap("n", "backup-vda", 65536);
-        assert_eq!(add["data"]["persistent"], false);
-        assert_eq!(add["data"]["disabled"], true);
-        assert_eq!(add["data"]["granularity"], 65536);
-        let merge = merge_bitmaps("n", "backup-vda", &[("n", "c1")]);
-        assert_eq!(merge["data"]["bitmaps"][0], json!({"node": "n", "name": "c1"}));
-        let inc = backup_action("j", "d", "t", &Sync::Incremental { bitmap: "backup-vda".into() }, Some(5));
-        assert_eq!(inc["data"]["speed"], 5);
-        assert_eq!(
-            (inc["data"]["sync"].as_str(), inc["data"]["bitmap"].as_str()),
-            (Some("incremental"), Some("backup-vda"))
-        );
-        assert_eq!(inc["data"]["auto-dismiss"], false);
-        let fleece = backup_action("j", "d", "t", &Sync::None, None);
-        assert!(fleece["data"].get("speed").is_none());
-        assert_eq!(fleece["data"]["sync"], "none");
+    fn nbd_addresses() {
         assert_eq!(
             NbdAddress::Tcp { host: "localhost".into(), port: 10809 }.to_qmp(),
             json!({"type": "inet", "data": {"host": "localhost", "port": "10809"}})

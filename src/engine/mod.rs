@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backup;
+pub mod commands;
 pub mod daemon;
 pub mod nbd_proxy;
 pub mod qmp;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::error::{Code, Domain, Error, Result};
+pub use commands::{Action, BitmapInfo, BlockNode, JobState, Sync};
 use qmp::{Qmp, QmpError};
 
 const FROM: Domain = Domain::VIR_FROM_QEMU;
@@ -47,26 +49,6 @@ pub fn default_timeout() -> Duration {
         .and_then(|v| v.parse().ok())
         .map(Duration::from_millis)
         .unwrap_or(Duration::from_secs(30))
-}
-
-/// A dirty bitmap of a block node, as `query-named-block-nodes` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BitmapInfo {
-    pub name: String,
-    /// Dirty bytes.
-    pub count: u64,
-    pub granularity: u64,
-    pub recording: bool,
-    pub persistent: bool,
-    pub busy: bool,
-    pub inconsistent: bool,
-}
-
-impl BitmapInfo {
-    /// Usable as a checkpoint's record: persistent, recording and consistent.
-    pub fn healthy(&self) -> bool {
-        self.persistent && self.recording && !self.inconsistent
-    }
 }
 
 /// Turns a QMP failure into a libvirt error naming the process (`what`).
@@ -132,17 +114,13 @@ impl Session {
 
     /// Maps each disk to the format node whose image is the disk's file.
     fn find_nodes(&mut self, disks: &[EngineDisk]) -> Result<HashMap<String, String>> {
-        let nodes = self.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
-        let nodes = nodes.as_array().cloned().unwrap_or_default();
+        let nodes = self.block_nodes()?;
         let mut found = HashMap::new();
         for disk in disks {
             let path = disk.path.to_string_lossy();
-            let node = nodes
-                .iter()
-                .find(|n| n["drv"].as_str() == Some(disk.format.as_str()) && n["file"].as_str() == Some(path.as_ref()));
-            match node.and_then(|n| n["node-name"].as_str()) {
-                Some(name) => {
-                    found.insert(disk.target.clone(), name.to_string());
+            match nodes.iter().find(|n| n.driver == disk.format && n.file == path) {
+                Some(node) => {
+                    found.insert(disk.target.clone(), node.name.clone());
                 }
                 None => {
                     return Err(Error::new(
@@ -174,45 +152,83 @@ impl Session {
             .ok_or_else(|| Error::internal(FROM, format!("disk '{target}' is not open in {}", self.what)))
     }
 
-    /// Runs a QMP command.
-    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value> {
+    /// Runs a QMP command (inside the engine: everyone else uses the typed calls).
+    fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value> {
         self.qmp.execute(command, arguments).map_err(|e| qmp_error(e, &self.what))
     }
 
+    /// Turns a typed command's failure into this session's error.
+    fn check<T>(&self, result: std::result::Result<T, QmpError>) -> Result<T> {
+        result.map_err(|e| qmp_error(e, &self.what))
+    }
+
     /// Runs actions atomically (QMP `transaction`); nothing happens if one fails.
-    pub fn transaction(&mut self, actions: Vec<Value>) -> Result<()> {
-        if actions.is_empty() {
-            return Ok(());
-        }
-        self.execute("transaction", Some(json!({ "actions": actions }))).map(|_| ())
+    pub fn transaction(&mut self, actions: &[Action]) -> Result<()> {
+        let result = commands::transaction(&mut self.qmp, actions);
+        self.check(result)
+    }
+
+    /// Every named block node of the engine.
+    pub fn block_nodes(&mut self) -> Result<Vec<BlockNode>> {
+        let result = commands::block_nodes(&mut self.qmp);
+        self.check(result)
     }
 
     /// The dirty bitmaps of every disk, by target.
     pub fn bitmaps(&mut self) -> Result<HashMap<String, Vec<BitmapInfo>>> {
-        let nodes = self.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
-        let nodes = nodes.as_array().cloned().unwrap_or_default();
-        let mut out = HashMap::new();
-        for (target, node) in &self.nodes {
-            let info = nodes.iter().find(|n| n["node-name"].as_str() == Some(node.as_str()));
-            let bitmaps = info
-                .and_then(|n| n["dirty-bitmaps"].as_array())
-                .map(|list| {
-                    list.iter()
-                        .map(|b| BitmapInfo {
-                            name: b["name"].as_str().unwrap_or("").to_string(),
-                            count: b["count"].as_u64().unwrap_or(0),
-                            granularity: b["granularity"].as_u64().unwrap_or(0),
-                            recording: b["recording"].as_bool().unwrap_or(false),
-                            persistent: b["persistent"].as_bool().unwrap_or(false),
-                            busy: b["busy"].as_bool().unwrap_or(false),
-                            inconsistent: b["inconsistent"].as_bool().unwrap_or(false),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.insert(target.clone(), bitmaps);
-        }
-        Ok(out)
+        let nodes = self.block_nodes()?;
+        Ok(self
+            .nodes
+            .iter()
+            .map(|(target, node)| {
+                let bitmaps = nodes.iter().find(|n| &n.name == node).map(|n| n.bitmaps.clone()).unwrap_or_default();
+                (target.clone(), bitmaps)
+            })
+            .collect())
+    }
+
+    /// Each disk's size in bytes, by target, as its format node reports it.
+    pub fn virtual_sizes(&mut self) -> Result<HashMap<String, u64>> {
+        let nodes = self.block_nodes()?;
+        Ok(self
+            .nodes
+            .iter()
+            .filter_map(|(target, node)| {
+                let size = nodes.iter().find(|n| &n.name == node)?.virtual_size?;
+                Some((target.clone(), size))
+            })
+            .collect())
+    }
+
+    /// The jobs of the engine.
+    pub fn jobs(&mut self) -> Result<Vec<JobState>> {
+        let result = commands::jobs(&mut self.qmp);
+        self.check(result)
+    }
+
+    /// Cancels a block job at once; one that ended already is fine.
+    pub fn cancel_job(&mut self, id: &str) {
+        let _ = commands::cancel_job(&mut self.qmp, id);
+    }
+
+    /// Forgets a concluded job; one that is gone is fine.
+    pub fn dismiss_job(&mut self, id: &str) {
+        let _ = commands::dismiss_job(&mut self.qmp, id);
+    }
+
+    /// Removes an export, dropping its clients; one that is gone is fine.
+    pub fn remove_export(&mut self, id: &str) {
+        let _ = commands::remove_export(&mut self.qmp, id);
+    }
+
+    /// Stops the engine's NBD server; one that is not running is fine.
+    pub fn stop_nbd_server(&mut self) {
+        let _ = commands::stop_nbd_server(&mut self.qmp);
+    }
+
+    /// Removes a bitmap; one that is gone is fine.
+    pub fn remove_bitmap(&mut self, node: &str, name: &str) {
+        let _ = commands::remove_bitmap(&mut self.qmp, node, name);
     }
 
     /// Ends the session. A daemon the session started is asked to quit (flushing its
@@ -370,21 +386,5 @@ mod tests {
         );
         assert_eq!(parse_version("version 7.2"), Some(7_002_000));
         assert_eq!(parse_version("nothing"), None);
-    }
-
-    #[test]
-    fn health() {
-        let b = BitmapInfo {
-            name: "c".into(),
-            count: 0,
-            granularity: 65536,
-            recording: true,
-            persistent: true,
-            busy: false,
-            inconsistent: false,
-        };
-        assert!(b.healthy());
-        assert!(!BitmapInfo { inconsistent: true, ..b.clone() }.healthy());
-        assert!(!BitmapInfo { recording: false, ..b }.healthy());
     }
 }

@@ -23,7 +23,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::intent::{self, CheckpointStep, DaemonRecord, DoneWhen, Intent, Journal, OwnedFile};
 use super::store::{self, Layout, Scope};
@@ -36,7 +35,8 @@ use crate::conf::backup::{BackupDef, BackupMode, DiskBackupMode, StoreKind, Tran
 use crate::driver::events;
 use crate::driver::jobs::{self, Finished, JobSlot, Outcome, Progress};
 use crate::driver::{BlockJobInfo, DomainId, JobInfo, JobStats};
-use crate::engine::backup::{self as qmp_backup, Creation, JobState, NbdAddress, Store, Sync};
+use crate::engine::backup::{self as qmp_backup, Creation, NbdAddress, Store};
+use crate::engine::commands::{self, Action, JobState, Sync};
 use crate::engine::nbd_proxy::{Listen, NbdProxy};
 use crate::engine::qmp::Qmp;
 use crate::engine::{self, Access, EngineDisk, Session, daemon};
@@ -460,10 +460,7 @@ impl QemuDriver {
         if let Some(checkpoint) = checkpoint {
             for (target, bitmap) in bitmap_disks(checkpoint, dom_def) {
                 let node = session.node(target)?.to_string();
-                actions.push(json!({
-                    "type": "block-dirty-bitmap-add",
-                    "data": {"node": node, "name": bitmap, "persistent": true},
-                }));
+                actions.push(Action::AddBitmap { node: node.clone(), name: bitmap.to_string() });
                 // One already there makes the transaction fail (QEMU's "Bitmap already
                 // exists", as in libvirt); it is not recorded, so undoing never removes it.
                 if !taken(target, bitmap) {
@@ -568,8 +565,16 @@ impl QemuDriver {
             session.open_store(&store)?;
             intent::kill_point("backup-store-opened");
             if let Some((on, name, checkpoint, granularity)) = &bitmap {
-                actions.push(qmp_backup::add_temporary_bitmap(on, name, *granularity));
-                actions.push(qmp_backup::merge_bitmaps(on, name, &[(node.as_str(), checkpoint.as_str())]));
+                actions.push(Action::AddTemporaryBitmap {
+                    node: on.clone(),
+                    name: name.clone(),
+                    granularity: *granularity,
+                });
+                actions.push(Action::MergeBitmaps {
+                    node: on.clone(),
+                    target: name.clone(),
+                    sources: vec![(node.clone(), checkpoint.clone())],
+                });
             }
             let sync = match (&mode, &bitmap) {
                 (BackupMode::Pull, _) => Sync::None,
@@ -578,7 +583,13 @@ impl QemuDriver {
             };
             // A pull backup's copy runs only as the guest writes: it is never limited.
             let speed = if mode == BackupMode::Push { copy_speed() } else { None };
-            actions.push(qmp_backup::backup_action(&job_id, &node, &store.format_node, &sync, speed));
+            actions.push(Action::Backup {
+                job_id: job_id.clone(),
+                device: node.clone(),
+                target: store.format_node.clone(),
+                sync,
+                speed,
+            });
             job_disks.push(JobDisk {
                 target,
                 source: source_path,
@@ -594,7 +605,7 @@ impl QemuDriver {
                 size,
             });
         }
-        session.transaction(actions)?;
+        session.transaction(&actions)?;
         Ok(job_disks)
     }
 
@@ -714,8 +725,7 @@ fn observe(engine: &JobEngine, ids: &[String]) -> Observed {
     let timeout = engine::default_timeout();
     // Events on the second monitor tell when to look again.
     if let Some(mut monitor) = engine.events.as_ref().and_then(|p| Qmp::connect(p, timeout).ok()) {
-        while let Ok(answer) = monitor.execute("query-jobs", None) {
-            let states = qmp_backup::parse_jobs(&answer);
+        while let Ok(states) = commands::jobs(&mut monitor) {
             if done(&states) {
                 return Observed { states, engine_gone: false };
             }
@@ -726,10 +736,9 @@ fn observe(engine: &JobEngine, ids: &[String]) -> Observed {
     }
     // Otherwise (or once that monitor closed): poll through short connections.
     loop {
-        let answer = Qmp::connect(&engine.qmp, timeout).and_then(|mut m| m.execute("query-jobs", None));
+        let answer = Qmp::connect(&engine.qmp, timeout).and_then(|mut m| commands::jobs(&mut m));
         match answer {
-            Ok(answer) => {
-                let states = qmp_backup::parse_jobs(&answer);
+            Ok(states) => {
                 if done(&states) {
                     return Observed { states, engine_gone: false };
                 }
@@ -879,18 +888,18 @@ impl QemuDriver {
                     Session::open(Access::Existing { qmp: &job.engine.qmp }, &disks, &what(domain.name()))
             {
                 for disk in &job.disks {
-                    let _ = session.execute("job-dismiss", Some(json!({"id": disk.job_id})));
+                    session.dismiss_job(&disk.job_id);
                     if let Some(id) = &disk.export_id {
-                        let _ = session.execute("block-export-del", Some(json!({"id": id, "mode": "hard"})));
+                        session.remove_export(id);
                     }
                 }
                 if job.nbd == Some(NbdSetup::Server) {
-                    let _ = session.execute("nbd-server-stop", None);
+                    session.stop_nbd_server();
                 }
                 for disk in &job.disks {
                     session.close_store(&job.store_of(disk));
                     if let Some((node, name)) = disk.bitmap.as_ref().filter(|(node, _)| *node == disk.node) {
-                        let _ = session.execute("block-dirty-bitmap-remove", Some(json!({"node": node, "name": name})));
+                        session.remove_bitmap(node, name);
                     }
                 }
                 if outcome != Outcome::Completed
@@ -902,12 +911,10 @@ impl QemuDriver {
                     for (target, bitmap) in bitmap_disks(checkpoint, domain.def()) {
                         let there = present.get(target).is_some_and(|l| l.iter().any(|b| b.name == bitmap));
                         if let (true, Ok(node)) = (there, session.node(target)) {
-                            actions.push(
-                                json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": bitmap}}),
-                            );
+                            actions.push(Action::RemoveBitmap { node: node.to_string(), name: bitmap.to_string() });
                         }
                     }
-                    checkpoint_bitmaps_removed = session.transaction(actions).is_ok();
+                    checkpoint_bitmaps_removed = session.transaction(&actions).is_ok();
                 }
             }
             if let Some(pid) = job.engine.daemon {
@@ -990,7 +997,7 @@ impl QemuDriver {
     /// The copies' states, or none when the engine cannot be asked.
     fn live_states(&self, job: &ActiveJob, domain: &str) -> Vec<JobState> {
         Session::open(Access::Existing { qmp: &job.engine.qmp }, &[], &what(domain))
-            .and_then(|mut s| s.query_jobs())
+            .and_then(|mut s| s.jobs())
             .unwrap_or_default()
     }
 
@@ -1021,7 +1028,7 @@ impl QemuDriver {
                 let mut session = Session::open(Access::Existing { qmp: &job.engine.qmp }, &[], &what(&name))?;
                 for disk in &job.disks {
                     // A copy that already ended cannot be cancelled; that is fine.
-                    let _ = session.execute("block-job-cancel", Some(json!({"device": disk.job_id, "force": true})));
+                    session.cancel_job(&disk.job_id);
                 }
             }
             // With its engine gone, the job has ended already: its watcher records how.

@@ -20,13 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::store::Layout;
 use super::{FROM, Inner, QemuDriver};
-use crate::engine::backup::JobState;
+use crate::engine::commands::{self, JobState};
 use crate::engine::qmp::Qmp;
-use crate::engine::{self, Session, backup as qmp_backup, daemon};
+use crate::engine::{self, Session, daemon};
 use crate::error::{Error, Result};
 
 /// What an operation under way may leave behind.
@@ -206,7 +205,7 @@ impl Journal {
 /// Creates `file.path` for an operation (see [`OwnedFile`]): false when something is
 /// already there.
 pub(super) fn create_owned(file: &OwnedFile) -> std::io::Result<bool> {
-    if !qmp_backup::create_exclusive(&file.placeholder)? {
+    if !engine::backup::create_exclusive(&file.placeholder)? {
         // A placeholder of this operation cannot be there: another file has the name.
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
@@ -221,7 +220,7 @@ pub(super) fn create_owned(file: &OwnedFile) -> std::io::Result<bool> {
         }
         // A file system without hard links: the file is created directly.
         Err(_) => {
-            let created = qmp_backup::create_exclusive(&file.path);
+            let created = engine::backup::create_exclusive(&file.path);
             if !matches!(created, Ok(true)) {
                 let _ = std::fs::remove_file(&file.placeholder);
             }
@@ -387,25 +386,26 @@ impl QemuDriver {
                 }
             }
         };
+        // Each step may find its thing gone already: results are left out.
         for id in &intent.exports {
-            let _ = monitor.execute("block-export-del", Some(json!({"id": id, "mode": "hard"})));
+            let _ = commands::remove_export(monitor, id);
         }
         if intent.nbd_server {
-            let _ = monitor.execute("nbd-server-stop", None);
+            let _ = commands::stop_nbd_server(monitor);
         }
         for id in &intent.jobs {
-            let _ = monitor.execute("block-job-cancel", Some(json!({"device": id, "force": true})));
+            let _ = commands::cancel_job(monitor, id);
         }
         wait_concluded(monitor, &intent.jobs);
         for id in &intent.jobs {
-            let _ = monitor.execute("job-dismiss", Some(json!({"id": id})));
+            let _ = commands::dismiss_job(monitor, id);
         }
         for (node, name) in &intent.bitmaps {
-            let _ = monitor.execute("block-dirty-bitmap-remove", Some(json!({"node": node, "name": name})));
+            let _ = commands::remove_bitmap(monitor, node, name);
         }
         // Format nodes go before the file nodes under them.
         for node in intent.nodes.iter().rev() {
-            let _ = monitor.execute("blockdev-del", Some(json!({"node-name": node})));
+            let _ = commands::remove_node(monitor, node);
         }
         true
     }
@@ -495,8 +495,7 @@ pub(super) fn wait_concluded(monitor: &mut Qmp, ids: &[String]) {
     }
     let deadline = std::time::Instant::now() + engine::default_timeout();
     while std::time::Instant::now() < deadline {
-        let Ok(answer) = monitor.execute("query-jobs", None) else { return };
-        let states = qmp_backup::parse_jobs(&answer);
+        let Ok(states) = commands::jobs(monitor) else { return };
         if states.iter().filter(|s| ids.contains(&s.id)).all(JobState::concluded) {
             return;
         }

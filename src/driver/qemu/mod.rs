@@ -22,7 +22,6 @@ use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use serde_json::json;
 
 use super::checkpoints::{self, Checkpoints};
 use super::{
@@ -39,7 +38,7 @@ use crate::abi::{
 use crate::conf::checkpoint::{CheckpointDef, DiskCheckpointKind};
 use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::conf::xml::{Element, Node};
-use crate::engine::{self, Access, EngineDisk, Session, daemon};
+use crate::engine::{self, Access, Action, EngineDisk, Session, daemon};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
 use intent::{CheckpointStep, DaemonRecord, DoneWhen, Intent, Journal};
@@ -1348,16 +1347,13 @@ impl QemuDriver {
         let mut added = Vec::new();
         for (target, bitmap) in &wanted {
             let node = session.node(target)?.to_string();
-            actions.push(json!({
-                "type": "block-dirty-bitmap-add",
-                "data": {"node": node, "name": bitmap, "persistent": true},
-            }));
+            actions.push(Action::AddBitmap { node: node.clone(), name: bitmap.to_string() });
             if !present.get(*target).is_some_and(|list| list.iter().any(|b| b.name == *bitmap)) {
                 added.push((node, bitmap.to_string()));
             }
         }
         journal.record(|i| i.bitmaps.extend(added))?;
-        session.transaction(actions)?;
+        session.transaction(&actions)?;
         intent::kill_point("checkpoint-bitmaps-added");
         session.finish()
     }
@@ -1413,12 +1409,10 @@ impl QemuDriver {
                         format!("bitmap '{bitmap}' not found in backing chain of '{target}'"),
                     ));
                 }
-                actions.push(json!({
-                    "type": "block-dirty-bitmap-remove",
-                    "data": {"node": session.node(target)?, "name": bitmap},
-                }));
+                actions
+                    .push(Action::RemoveBitmap { node: session.node(target)?.to_string(), name: bitmap.to_string() });
             }
-            session.transaction(actions)?;
+            session.transaction(&actions)?;
             intent::kill_point("checkpoint-bitmaps-removed");
             Ok(())
         })();
@@ -1447,10 +1441,10 @@ impl QemuDriver {
         for disk in &disks {
             if present.get(&disk.target).is_some_and(|list| list.iter().any(|b| b.name == name)) {
                 let node = session.node(&disk.target)?;
-                actions.push(json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": name}}));
+                actions.push(Action::RemoveBitmap { node: node.to_string(), name: name.to_string() });
             }
         }
-        session.transaction(actions)?;
+        session.transaction(&actions)?;
         session.finish()
     }
 

@@ -1,0 +1,342 @@
+//! The QMP vocabulary the driver uses, typed: transaction actions, the commands that
+//! undo what an operation added, and the one reader of `query-named-block-nodes` and
+//! `query-jobs`. Nothing outside the engine builds QMP JSON.
+
+use serde_json::{Value, json};
+
+use super::qmp::{Qmp, QmpError};
+
+/// A dirty bitmap of a block node, as `query-named-block-nodes` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitmapInfo {
+    pub name: String,
+    /// Dirty bytes.
+    pub count: u64,
+    pub granularity: u64,
+    pub recording: bool,
+    pub persistent: bool,
+    pub busy: bool,
+    pub inconsistent: bool,
+}
+
+impl BitmapInfo {
+    /// Usable as a checkpoint's record: persistent, recording and consistent.
+    pub fn healthy(&self) -> bool {
+        self.persistent && self.recording && !self.inconsistent
+    }
+}
+
+/// A block node, as `query-named-block-nodes` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockNode {
+    pub name: String,
+    /// The driver (`qcow2`, `raw`, `file`, ...).
+    pub driver: String,
+    /// The file name of the image the node reads.
+    pub file: String,
+    /// The size the node offers, in bytes.
+    pub virtual_size: Option<u64>,
+    pub bitmaps: Vec<BitmapInfo>,
+}
+
+/// Every named block node of the process.
+pub fn block_nodes(qmp: &mut Qmp) -> Result<Vec<BlockNode>, QmpError> {
+    Ok(parse_block_nodes(&qmp.execute("query-named-block-nodes", Some(json!({"flat": true})))?))
+}
+
+fn parse_block_nodes(answer: &Value) -> Vec<BlockNode> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| BlockNode {
+            name: text(&n["node-name"]),
+            driver: text(&n["drv"]),
+            file: text(&n["file"]),
+            virtual_size: n["image"]["virtual-size"].as_u64(),
+            bitmaps: n["dirty-bitmaps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| BitmapInfo {
+                    name: text(&b["name"]),
+                    count: b["count"].as_u64().unwrap_or(0),
+                    granularity: b["granularity"].as_u64().unwrap_or(0),
+                    recording: b["recording"].as_bool().unwrap_or(false),
+                    persistent: b["persistent"].as_bool().unwrap_or(false),
+                    busy: b["busy"].as_bool().unwrap_or(false),
+                    inconsistent: b["inconsistent"].as_bool().unwrap_or(false),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A job as `query-jobs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub id: String,
+    /// `created`, `running`, ..., `concluded`, `null`.
+    pub status: String,
+    pub current: u64,
+    pub total: u64,
+    pub error: Option<String>,
+}
+
+impl JobState {
+    /// The job has ended (successfully or not) and waits to be dismissed.
+    pub fn concluded(&self) -> bool {
+        matches!(self.status.as_str(), "concluded" | "null")
+    }
+}
+
+/// The jobs of the process.
+pub fn jobs(qmp: &mut Qmp) -> Result<Vec<JobState>, QmpError> {
+    Ok(parse_jobs(&qmp.execute("query-jobs", None)?))
+}
+
+fn parse_jobs(answer: &Value) -> Vec<JobState> {
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|j| JobState {
+            id: j["id"].as_str().unwrap_or("").to_string(),
+            status: j["status"].as_str().unwrap_or("").to_string(),
+            current: j["current-progress"].as_u64().unwrap_or(0),
+            total: j["total-progress"].as_u64().unwrap_or(0),
+            error: j["error"].as_str().map(str::to_string),
+        })
+        .collect()
+}
+
+/// How a `blockdev-backup` job copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sync {
+    /// Everything.
+    Full,
+    /// Only what the bitmap marks.
+    Incremental { bitmap: String },
+    /// Nothing but what the guest is about to overwrite (a pull backup's fleecing).
+    None,
+}
+
+/// One action of a QMP `transaction`: all of them happen, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A persistent bitmap, recording from now on (a checkpoint's).
+    AddBitmap {
+        node: String,
+        name: String,
+    },
+    /// A temporary, disabled bitmap of the given granularity (0: QEMU's default).
+    AddTemporaryBitmap {
+        node: String,
+        name: String,
+        granularity: u64,
+    },
+    RemoveBitmap {
+        node: String,
+        name: String,
+    },
+    /// Merges `sources` (node, bitmap) into `node`'s bitmap `target`.
+    MergeBitmaps {
+        node: String,
+        target: String,
+        sources: Vec<(String, String)>,
+    },
+    /// A `blockdev-backup` job copying `device` into `target`, at most `speed` bytes
+    /// per second when given.
+    Backup {
+        job_id: String,
+        device: String,
+        target: String,
+        sync: Sync,
+        speed: Option<u64>,
+    },
+}
+
+impl Action {
+    pub(super) fn to_qmp(&self) -> Value {
+        match self {
+            Action::AddBitmap { node, name } => {
+                json!({"type": "block-dirty-bitmap-add", "data": {"node": node, "name": name, "persistent": true}})
+            }
+            Action::AddTemporaryBitmap { node, name, granularity } => {
+                let mut data = json!({"node": node, "name": name, "persistent": false, "disabled": true});
+                if *granularity > 0 {
+                    data["granularity"] = json!(granularity);
+                }
+                json!({"type": "block-dirty-bitmap-add", "data": data})
+            }
+            Action::RemoveBitmap { node, name } => {
+                json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": name}})
+            }
+            Action::MergeBitmaps { node, target, sources } => {
+                let bitmaps: Vec<Value> = sources.iter().map(|(n, b)| json!({"node": n, "name": b})).collect();
+                json!({"type": "block-dirty-bitmap-merge", "data": {"node": node, "target": target, "bitmaps": bitmaps}})
+            }
+            Action::Backup { job_id, device, target, sync, speed } => {
+                let mut data = json!({
+                    "job-id": job_id,
+                    "device": device,
+                    "target": target,
+                    "auto-finalize": true,
+                    "auto-dismiss": false,
+                });
+                match sync {
+                    Sync::Full => data["sync"] = json!("full"),
+                    Sync::Incremental { bitmap } => {
+                        data["sync"] = json!("incremental");
+                        data["bitmap"] = json!(bitmap);
+                    }
+                    Sync::None => data["sync"] = json!("none"),
+                }
+                if let Some(speed) = speed {
+                    data["speed"] = json!(speed);
+                }
+                json!({"type": "blockdev-backup", "data": data})
+            }
+        }
+    }
+}
+
+/// Runs actions atomically; nothing happens if one fails.
+pub fn transaction(qmp: &mut Qmp, actions: &[Action]) -> Result<(), QmpError> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let actions: Vec<Value> = actions.iter().map(Action::to_qmp).collect();
+    qmp.execute("transaction", Some(json!({ "actions": actions }))).map(drop)
+}
+
+// The commands that take out what an operation added. Each fails harmlessly when the
+// thing is gone already: callers that undo ignore the result.
+
+/// Removes an export at once, dropping its clients.
+pub fn remove_export(qmp: &mut Qmp, id: &str) -> Result<(), QmpError> {
+    qmp.execute("block-export-del", Some(json!({"id": id, "mode": "hard"}))).map(drop)
+}
+
+pub fn stop_nbd_server(qmp: &mut Qmp) -> Result<(), QmpError> {
+    qmp.execute("nbd-server-stop", None).map(drop)
+}
+
+/// Cancels a block job at once (a backup's copy).
+pub fn cancel_job(qmp: &mut Qmp, id: &str) -> Result<(), QmpError> {
+    qmp.execute("block-job-cancel", Some(json!({"device": id, "force": true}))).map(drop)
+}
+
+/// Forgets a concluded job.
+pub fn dismiss_job(qmp: &mut Qmp, id: &str) -> Result<(), QmpError> {
+    qmp.execute("job-dismiss", Some(json!({"id": id}))).map(drop)
+}
+
+pub fn remove_bitmap(qmp: &mut Qmp, node: &str, name: &str) -> Result<(), QmpError> {
+    qmp.execute("block-dirty-bitmap-remove", Some(json!({"node": node, "name": name}))).map(drop)
+}
+
+/// Closes a block node (one nothing uses any more).
+pub fn remove_node(qmp: &mut Qmp, node: &str) -> Result<(), QmpError> {
+    qmp.execute("blockdev-del", Some(json!({"node-name": node}))).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_read_from_query_jobs() {
+        let answer = json!([
+            {"id": "backup-vda-n", "type": "backup", "status": "running", "current-progress": 5, "total-progress": 9},
+            {"id": "x", "type": "backup", "status": "concluded", "current-progress": 1, "total-progress": 1,
+             "error": "Operation canceled"}
+        ]);
+        let jobs = parse_jobs(&answer);
+        assert_eq!(
+            jobs[0],
+            JobState { id: "backup-vda-n".into(), status: "running".into(), current: 5, total: 9, error: None }
+        );
+        assert!(!jobs[0].concluded());
+        assert!(jobs[1].concluded());
+        assert_eq!(jobs[1].error.as_deref(), Some("Operation canceled"));
+        assert!(parse_jobs(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn block_nodes_are_read_with_their_bitmaps() {
+        let answer = json!([
+            {"node-name": "vb-disk0", "drv": "qcow2", "file": "/i/a.qcow2", "image": {"virtual-size": 1024},
+             "dirty-bitmaps": [{"name": "c1", "count": 512, "granularity": 65536, "recording": true,
+                                "persistent": true, "busy": false}]},
+            {"node-name": "vb-file0", "drv": "file", "file": "/i/a.qcow2", "image": {"virtual-size": 2048}}
+        ]);
+        let nodes = parse_block_nodes(&answer);
+        assert_eq!(nodes.len(), 2);
+        assert_eq!((nodes[0].name.as_str(), nodes[0].driver.as_str()), ("vb-disk0", "qcow2"));
+        assert_eq!(nodes[0].virtual_size, Some(1024));
+        assert_eq!(nodes[0].bitmaps[0].count, 512);
+        assert!(nodes[0].bitmaps[0].healthy());
+        assert!(nodes[1].bitmaps.is_empty());
+        assert!(parse_block_nodes(&json!(null)).is_empty());
+    }
+
+    #[test]
+    fn bitmap_health() {
+        let b = BitmapInfo {
+            name: "c".into(),
+            count: 0,
+            granularity: 65536,
+            recording: true,
+            persistent: true,
+            busy: false,
+            inconsistent: false,
+        };
+        assert!(b.healthy());
+        assert!(!BitmapInfo { inconsistent: true, ..b.clone() }.healthy());
+        assert!(!BitmapInfo { recording: false, ..b }.healthy());
+    }
+
+    #[test]
+    fn transaction_actions() {
+        let add =
+            Action::AddTemporaryBitmap { node: "n".into(), name: "backup-vda".into(), granularity: 65536 }.to_qmp();
+        assert_eq!(add["data"]["persistent"], false);
+        assert_eq!(add["data"]["disabled"], true);
+        assert_eq!(add["data"]["granularity"], 65536);
+        let add = Action::AddBitmap { node: "n".into(), name: "c1".into() }.to_qmp();
+        assert_eq!(add["data"], json!({"node": "n", "name": "c1", "persistent": true}));
+        let merge = Action::MergeBitmaps {
+            node: "n".into(),
+            target: "backup-vda".into(),
+            sources: vec![("n".into(), "c1".into())],
+        }
+        .to_qmp();
+        assert_eq!(merge["data"]["bitmaps"][0], json!({"node": "n", "name": "c1"}));
+        let inc = Action::Backup {
+            job_id: "j".into(),
+            device: "d".into(),
+            target: "t".into(),
+            sync: Sync::Incremental { bitmap: "backup-vda".into() },
+            speed: Some(5),
+        }
+        .to_qmp();
+        assert_eq!(inc["data"]["speed"], 5);
+        assert_eq!(
+            (inc["data"]["sync"].as_str(), inc["data"]["bitmap"].as_str()),
+            (Some("incremental"), Some("backup-vda"))
+        );
+        assert_eq!(inc["data"]["auto-dismiss"], false);
+        let fleece = Action::Backup {
+            job_id: "j".into(),
+            device: "d".into(),
+            target: "t".into(),
+            sync: Sync::None,
+            speed: None,
+        }
+        .to_qmp();
+        assert!(fleece["data"].get("speed").is_none());
+        assert_eq!(fleece["data"]["sync"], "none");
+    }
+}
