@@ -35,7 +35,7 @@ const STORAGE_FORMATS: &[&str] = &[
 const OTHER_STORAGE_TYPES: &[&str] = &["dir", "network", "volume", "nvme", "vhostuser"];
 
 /// Push (libvirt writes the copies) or pull (libvirt exports the disks over NBD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum BackupMode {
     #[default]
     Push,
@@ -53,7 +53,7 @@ impl BackupMode {
 }
 
 /// How a pull-mode NBD server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     /// `transport='tcp'` (the default): a host name or address and a port. libvirt treats
     /// port 0 as "not given", so it is kept as `None`.
@@ -63,7 +63,7 @@ pub enum Transport {
 }
 
 /// `<server>` of a pull-mode backup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackupServer {
     pub transport: Transport,
     /// `tls='yes|no'`; `None` when not given.
@@ -71,7 +71,7 @@ pub struct BackupServer {
 }
 
 /// `backupmode=` of a disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DiskBackupMode {
     Full,
     Incremental,
@@ -88,7 +88,7 @@ impl DiskBackupMode {
 }
 
 /// What the store of a disk is: a file (`file=`) or a block device (`dev=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StoreKind {
     File,
     Block,
@@ -113,7 +113,7 @@ impl StoreKind {
 }
 
 /// Progress of one disk's copy; only the status XML carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DiskState {
     Running,
     Complete,
@@ -147,7 +147,7 @@ impl DiskState {
 }
 
 /// One `<disk>` of a backup.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BackupDisk {
     /// The disk's target (`vda`).
     pub name: String,
@@ -193,7 +193,7 @@ impl BackupDisk {
 }
 
 /// A backup definition.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BackupDef {
     pub mode: BackupMode,
     /// `<incremental>`: the checkpoint the whole backup starts from.

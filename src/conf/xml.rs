@@ -415,6 +415,20 @@ fn parse_document(text: &str) -> Result<Element, ParseError> {
     root.ok_or_else(|| fail(text.len() as u64, "Document is empty".to_string()))
 }
 
+/// An element travels (in a driver's own state files) as its XML text.
+impl serde::Serialize for Element {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.format())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Element, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        Element::parse(&text).map_err(|e| serde::de::Error::custom(format!("line {}: {}", e.line, e.message)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

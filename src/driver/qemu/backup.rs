@@ -82,8 +82,8 @@ pub(super) struct ActiveJob {
     pub owner_started: Option<u64>,
     /// When it started, in milliseconds since the epoch; it also tells jobs apart.
     pub started_ms: u64,
-    /// The backup definition, in its status form.
-    pub backup: String,
+    /// The backup definition, with the stores' formats filled in.
+    pub backup: BackupDef,
     /// The checkpoint created with the backup.
     pub checkpoint: Option<String>,
     /// `virDomainAbortJob()` was called.
@@ -150,8 +150,8 @@ pub(super) struct JobDisk {
 }
 
 impl ActiveJob {
-    fn def(&self) -> BackupDef {
-        BackupDef::parse_status(&self.backup).unwrap_or_default()
+    fn def(&self) -> &BackupDef {
+        &self.backup
     }
 
     fn mode(&self) -> BackupMode {
@@ -417,7 +417,7 @@ impl QemuDriver {
             owner: std::process::id(),
             owner_started: daemon::start_time(std::process::id()),
             started_ms,
-            backup: def.format(true),
+            backup: def.clone(),
             checkpoint: checkpoint_def.as_ref().map(|c| c.name.clone()),
             aborting: false,
             engine: engine.clone(),
@@ -804,7 +804,7 @@ impl QemuDriver {
             {
                 let key = (self.root().to_path_buf(), uuid);
                 if !PROXIES.lock().contains_key(&key)
-                    && let Ok(address) = listen_address(&job.def())
+                    && let Ok(address) = listen_address(job.def())
                     && let Ok(proxy) = start_proxy(&address, upstream, names)
                 {
                     PROXIES.lock().insert(key, proxy);
@@ -938,7 +938,7 @@ impl QemuDriver {
                 }
             }
             if job.nbd.is_some()
-                && let Ok(NbdAddress::Unix(socket)) = listen_address(&def)
+                && let Ok(NbdAddress::Unix(socket)) = listen_address(def)
             {
                 intent::remove_socket(&socket);
             }
@@ -971,7 +971,7 @@ impl QemuDriver {
             domain.jobs.active = None;
             domain.jobs.completed = Some(finished.clone());
             domain.jobs.save(layout, domain.name())?;
-            let mut def = def;
+            let mut def = def.clone();
             for disk in def.disks.iter_mut().filter(|d| d.backup) {
                 disk.state = Some(outcome.disk_state());
             }
@@ -1143,7 +1143,12 @@ mod tests {
             owner: 7,
             owner_started: Some(11),
             started_ms: 1000,
-            backup: "<domainbackup mode='pull'/>".into(),
+            backup: BackupDef::parse(
+                "<domainbackup mode='pull'><server transport='unix' socket='/r/p.sock'/><disks>\
+                 <disk name='vda' type='file'><scratch file='/bk/s'><seclabel model='dac' relabel='no'/>\
+                 </scratch><driver type='qcow2'/></disk></disks></domainbackup>",
+            )
+            .unwrap(),
             checkpoint: Some("c1".into()),
             aborting: false,
             engine: JobEngine { qmp: "/r/q".into(), events: None, daemon: Some(9) },
@@ -1171,7 +1176,11 @@ mod tests {
         };
         let file = JobFile { active: Some(job.clone()), completed: None };
         let text = serde_json::to_string(&file).unwrap();
-        assert_eq!(JobFile::parse(Some(&text), "d"), file);
+        // The job record is typed data: the definition comes back whole, the store's
+        // security label included.
+        let back = JobFile::parse(Some(&text), "d");
+        assert_eq!(back, file);
+        assert_eq!(back.active.unwrap().def().disks[0].seclabels.len(), 1);
         assert_eq!(JobFile::parse(Some("{"), "d"), JobFile::default());
         assert_eq!(JobFile::parse(None, "d"), JobFile::default());
         assert_eq!(job.mode(), BackupMode::Pull);
