@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::state::{FROM, Inner, QemuDriver};
 use super::store::Layout;
-use super::{FROM, Inner, QemuDriver};
 use crate::engine::commands::{self, JobState};
 use crate::engine::qmp::Qmp;
 use crate::engine::{self, Session, daemon};
@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 
 /// What an operation under way may leave behind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(super) struct Intent {
+pub(crate) struct Intent {
     /// The operation, for messages.
     pub what: String,
     /// The domain it works on.
@@ -69,7 +69,7 @@ pub(super) struct Intent {
 
 /// A daemon started for an operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct DaemonRecord {
+pub(crate) struct DaemonRecord {
     /// Its monitor, and the file it writes its pid into: known before it starts.
     pub qmp: PathBuf,
     pub pidfile: PathBuf,
@@ -85,14 +85,14 @@ pub(super) struct DaemonRecord {
 /// a file that was there before: while the placeholder exists, `path` is ours exactly
 /// when it is the same file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct OwnedFile {
+pub(crate) struct OwnedFile {
     pub path: PathBuf,
     pub placeholder: PathBuf,
 }
 
 /// The checkpoint an operation creates or deletes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) enum CheckpointStep {
+pub(crate) enum CheckpointStep {
     /// Complete once its metadata is written; then it becomes the current checkpoint.
     Create { name: String },
     /// Finished once its bitmaps are gone (they go first, in one transaction): what is
@@ -107,7 +107,7 @@ pub(super) enum CheckpointStep {
 
 /// The point of no return of an operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) enum DoneWhen {
+pub(crate) enum DoneWhen {
     /// A domain start: the domain's status file exists.
     Status,
     /// A backup begin: the domain's job file records the job that started then.
@@ -132,7 +132,7 @@ impl Intent {
 /// A test aid: a process whose `VIRBACKUP_TEST_KILL_AT` names `point` kills itself
 /// (SIGKILL, as an operator or the OOM killer would) when it gets there, so that the
 /// recovery of each step can be tested deterministically.
-pub(super) fn kill_point(point: &str) {
+pub(crate) fn kill_point(point: &str) {
     static AT: std::sync::LazyLock<Option<String>> =
         std::sync::LazyLock::new(|| std::env::var("VIRBACKUP_TEST_KILL_AT").ok());
     if AT.as_deref() == Some(point) {
@@ -154,7 +154,7 @@ fn new_op_id() -> String {
 }
 
 /// The record of the operation under way, kept on disk as it grows.
-pub(super) struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     layout: Layout,
     pub intent: Intent,
@@ -204,7 +204,7 @@ impl Journal {
 
 /// Creates `file.path` for an operation (see [`OwnedFile`]): false when something is
 /// already there.
-pub(super) fn create_owned(file: &OwnedFile) -> std::io::Result<bool> {
+pub(crate) fn create_owned(file: &OwnedFile) -> std::io::Result<bool> {
     if !engine::backup::create_exclusive(&file.placeholder)? {
         // A placeholder of this operation cannot be there: another file has the name.
         return Err(std::io::Error::new(
@@ -243,14 +243,14 @@ fn remove_owned(file: &OwnedFile) {
 }
 
 /// The operation is committed: its files are its result's, the placeholders go.
-pub(super) fn release_placeholders(files: &[OwnedFile]) {
+pub(crate) fn release_placeholders(files: &[OwnedFile]) {
     for file in files {
         let _ = std::fs::remove_file(&file.placeholder);
     }
 }
 
 /// Removes a unix socket file (anything else there is kept).
-pub(super) fn remove_socket(path: &Path) {
+pub(crate) fn remove_socket(path: &Path) {
     use std::os::unix::fs::FileTypeExt;
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
@@ -292,7 +292,7 @@ impl QemuDriver {
     /// while it still has one (a monitor serves one client at a time, so its connection
     /// is the one to use). If something cannot be settled, the record stays for the
     /// next attempt and the error says why.
-    pub(super) fn settle(&self, inner: &mut Inner, mut journal: Journal, session: Option<Session>) -> Result<()> {
+    pub(crate) fn settle(&self, inner: &mut Inner, mut journal: Journal, session: Option<Session>) -> Result<()> {
         let intent = journal.intent.clone();
         let layout = &self.layout;
         let done = match &intent.done_when {
@@ -489,7 +489,7 @@ impl QemuDriver {
 }
 
 /// Waits (boundedly) until the given jobs have concluded.
-pub(super) fn wait_concluded(monitor: &mut Qmp, ids: &[String]) {
+pub(crate) fn wait_concluded(monitor: &mut Qmp, ids: &[String]) {
     if ids.is_empty() {
         return;
     }
@@ -504,7 +504,7 @@ pub(super) fn wait_concluded(monitor: &mut Qmp, ids: &[String]) {
 }
 
 /// The error of an operation that could not be settled.
-pub(super) fn unsettled(intent: &Intent, why: &Error) -> Error {
+pub(crate) fn unsettled(intent: &Intent, why: &Error) -> Error {
     Error::new(
         FROM,
         crate::error::Code::VIR_ERR_OPERATION_FAILED,
