@@ -51,7 +51,7 @@
 #   2. write 1 % of the disk (random 64 KiB-1 MiB extents at random 64 KiB-aligned offsets,
 #      not overlapping, fixed seed per run) through the owner of the disk:
 #        libvirt   HMP `qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend "write ..."`
-#        vb-run    `qemu-io -f raw nbd+unix:///vda?socket=<root>/run/qemu/<dom>/nbd.sock`
+#        vb-run    `qemu-io -f raw <root>/run/qemu/<dom>/disks/vda` (the disk's FUSE file)
 #        vb-off    `qemu-io -f qcow2 <image>`
 #   3. incremental push backup since <m><r>a, creating <m><r>b atomically
 #   4. write 10 % the same way (other extents)
@@ -719,12 +719,12 @@ EOF
         say "10. virbackup, shut-off domain: $RUNS runs"
         vb_runs vb-off "$VBIMG" qcow2 qcow2 "$VBIMG"
         say "11. virbackup, running domain: $RUNS runs"
-        SOCK=$VBROOT/run/qemu/$VBDOM/nbd.sock
-        if vb_c - 0 start && [ -S "$SOCK" ]; then
-            vb_runs vb-run "nbd+unix:///vda?socket=$SOCK" raw raw "nbd+unix:///vda?socket=$SOCK"
+        DISKFILE=$VBROOT/run/qemu/$VBDOM/disks/vda
+        if vb_c - 0 start && [ -f "$DISKFILE" ]; then
+            vb_runs vb-run "$DISKFILE" raw raw "$DISKFILE"
             vb_c - 0 destroy
         else
-            addnote "virbackup (vb-run): not available: the domain did not start or $SOCK is missing"
+            addnote "virbackup (vb-run): not available: the domain did not start or $DISKFILE is missing"
             vb_c - 0 destroy >/dev/null
         fi
         vb_c - 0 undefine

@@ -111,15 +111,15 @@ static void test_running(void)
     CHECK(virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING, "running");
     CHECK(virDomainGetID(dom) != (unsigned int)-1, "a running domain has an id");
     xml = virDomainGetXMLDesc(dom, 0);
-    snprintf(sock, sizeof(sock), "%s/root/run/qemu/ctest/nbd.sock", dir);
-    CHECK(xml && strstr(xml, sock) && strstr(xml, "<virbackup:export disk='vda' name='vda'/>"),
-          "live XML names the NBD socket and exports");
+    snprintf(sock, sizeof(sock), "<virbackup:disk target='vda' interface='fuse' path='%s/root/run/qemu/ctest/disks/vda'/>",
+             dir);
+    CHECK(xml && strstr(xml, sock), "live XML names the disk's FUSE file");
     free(xml);
 
     cp = make(dom, "c2");
     CHECK(cp != NULL, "checkpoint of a running domain");
-    CHECK(sh("qemu-io -f raw -c 'write -P 0x77 8M 64k' 'nbd+unix:///vda?socket=%s/root/run/qemu/ctest/nbd.sock' >/dev/null", dir),
-          "write through the NBD export");
+    CHECK(sh("qemu-io -f raw -c 'write -P 0x77 8M 64k' '%s/root/run/qemu/ctest/disks/vda' >/dev/null", dir),
+          "write through the disk's FUSE file");
     xml = virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE);
     CHECK(xml && strstr(xml, "bitmap='c2' size='65536'/>"), "live dirty size");
     free(xml);

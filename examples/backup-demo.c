@@ -120,11 +120,12 @@ int main(int argc, char **argv)
     backup(dom, xml, "<domaincheckpoint><name>c1</name></domaincheckpoint>");
     shell("qemu-img info -U %s/disk.qcow2 | grep -A6 'bitmaps:'", dir);
 
-    say("Start the domain and write 4 MiB through its NBD export, as a guest would");
+    say("Start the domain and write 4 MiB into its disk as a guest would, through the file its live XML "
+        "names (a FUSE export of the disk, run/qemu/demo/disks/vda)");
     if (virDomainCreate(dom) < 0)
         fail("virDomainCreate");
     if (shell("qemu-io -f raw -c 'write -P 0x22 100M 3M' -c 'write -P 0x33 200M 1M' "
-              "'nbd+unix:///vda?socket=%s/root/run/qemu/demo/nbd.sock' >/dev/null", dir))
+              "'%s/root/run/qemu/demo/disks/vda' >/dev/null", dir))
         return 1;
     if (!(cp = virDomainCheckpointLookupByName(dom, "c1", 0)) ||
         !(desc = virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE | VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN)))

@@ -84,9 +84,11 @@ fn child_under_umask_000() {
             driver.domain_create(&dom, 0).unwrap();
             let run_dir = root.join("run/qemu").join(name);
             assert_eq!(mode(&run_dir), 0o700, "the run folder");
-            for socket in ["qmp.sock", "events.sock", "nbd.sock"] {
+            for socket in ["qmp.sock", "events.sock"] {
                 assert_eq!(mode(&run_dir.join(socket)), 0o600, "{socket}");
             }
+            assert_eq!(mode(&run_dir.join("disks")), 0o700);
+            assert_eq!(mode(&run_dir.join("disks/vda")) & 0o077, 0, "the disk's FUSE file");
         }
         driver.checkpoint_create_xml(&dom, &checkpoint("c1"), 0).unwrap();
         let socket = dir.join(format!("{name}-pull.sock"));

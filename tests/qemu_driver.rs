@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Fixture, bitmap_names, dirty_extents, image_bitmaps, write_nbd, write_pattern};
+use common::{Fixture, bitmap_names, dirty_extents, disk_file, image_bitmaps, write_disk, write_pattern};
 use virbackup::abi::{
     virDomainCheckpointCreateFlags as Create, virDomainCheckpointDeleteFlags as Delete,
     virDomainCheckpointXMLFlags as Xml, virDomainState, virDomainUndefineFlagsValues as Undefine,
@@ -123,17 +123,26 @@ fn running_domain_exports_disks_and_checkpoints_live() {
     assert_eq!(driver.domain_get_state(&dom, 0).unwrap().0, virDomainState::VIR_DOMAIN_RUNNING as i32);
 
     let xml = driver.domain_get_xml_desc(&dom, 0).unwrap();
-    let socket = fixture.root().join("run/qemu/run/nbd.sock");
-    assert!(xml.contains(&format!("<virbackup:nbd socket='{}'>", socket.display())), "{xml}");
-    assert!(xml.contains("<virbackup:export disk='vda' name='vda'/>"), "{xml}");
+    let run_dir = fixture.root().join("run/qemu/run");
+    assert!(xml.contains(&format!("<virbackup:qmp socket='{}'/>", run_dir.join("qmp.sock").display())), "{xml}");
+    for target in ["vda", "vdb", "vdc"] {
+        let element = format!(
+            "<virbackup:disk target='{target}' interface='fuse' path='{}'/>",
+            run_dir.join("disks").join(target).display()
+        );
+        assert!(xml.contains(&element), "{xml}");
+    }
     assert!(
         !driver.domain_get_xml_desc(&dom, 2).unwrap().contains("virbackup:runtime"),
         "inactive XML has no runtime data"
     );
 
     driver.checkpoint_create_xml(&dom, &checkpoint_xml("live1"), 0).unwrap();
-    write_nbd(&socket, "vda", 0x5a, 2 * MIB, 256 * 1024);
-    write_nbd(&socket, "vdc", 0x5a, 0, 4096);
+    // The disks are plain files while the domain runs.
+    let vda_file = disk_file(driver.as_ref(), &dom, "vda");
+    assert_eq!(std::fs::metadata(&vda_file).unwrap().len(), 64 * MIB);
+    write_disk(&vda_file, 0x5a, 2 * MIB, 256 * 1024);
+    write_disk(&disk_file(driver.as_ref(), &dom, "vdc"), 0x5a, 0, 4096);
     let sized = driver.checkpoint_get_xml_desc(&dom, "live1", Xml::VIR_DOMAIN_CHECKPOINT_XML_SIZE as u32).unwrap();
     assert!(sized.contains("bitmap='live1' size='262144'/>"), "{sized}");
 
@@ -285,7 +294,7 @@ fn start_platform_daemon(fixture: &Fixture, qmp: &std::path::Path, images: &[(&s
         qmp,
         pidfile: &pidfile,
         disks: &disks,
-        nbd: None,
+        exports: &[],
         events: None,
     })
     .unwrap()
@@ -362,6 +371,10 @@ fn a_dead_daemon_leaves_the_domain_shut_off_and_state_clean() {
     assert_eq!(state, virDomainState::VIR_DOMAIN_SHUTOFF as i32);
     assert_eq!(reason, virbackup::abi::virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FAILED as i32);
     assert!(!fixture.root().join("run/qemu/crash.xml").exists(), "the status file is gone");
+    // Its disks' FUSE files, which it left mounted and dead, are detached and gone.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(fixture.root().to_str().unwrap()), "{mounts}");
+    assert!(!fixture.root().join("run/qemu/crash").exists());
     // The bitmap added while running was never written back: validation says so.
     let saved = driver.checkpoint_get_xml_desc(&dom, "before", 0).unwrap();
     let both = Create::VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE as u32
@@ -543,4 +556,103 @@ fn an_undefined_running_domain_is_transient_until_it_stops() {
     assert_eq!(err.code, Code::VIR_ERR_NO_DOMAIN);
     assert!(!fixture.root().join("lib/qemu/checkpoint/trans").exists(), "its checkpoint metadata went with it");
     assert_eq!(bitmap_names(&fixture.image("trans-a.qcow2")), ["t1"], "the bitmaps stay in the image");
+}
+
+/// A vhost-user frontend, as far as a VM's first words with a vhost-user-blk export go.
+struct VhostUser(std::os::unix::net::UnixStream);
+
+impl VhostUser {
+    const GET_FEATURES: u32 = 1;
+    const SET_OWNER: u32 = 3;
+    const GET_PROTOCOL_FEATURES: u32 = 15;
+    const SET_PROTOCOL_FEATURES: u32 = 16;
+    const GET_CONFIG: u32 = 24;
+
+    /// Sends a request (header: request, flags = version 1, payload size).
+    fn send(&mut self, request: u32, payload: &[u8]) {
+        use std::io::Write;
+        let mut message = Vec::new();
+        for word in [request, 1, payload.len() as u32] {
+            message.extend_from_slice(&word.to_le_bytes());
+        }
+        message.extend_from_slice(payload);
+        self.0.write_all(&message).unwrap();
+    }
+
+    /// Reads a reply's payload.
+    fn receive(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut header = [0u8; 12];
+        self.0.read_exact(&mut header).unwrap();
+        let mut payload = vec![0u8; u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize];
+        self.0.read_exact(&mut payload).unwrap();
+        payload
+    }
+
+    fn ask_u64(&mut self, request: u32) -> u64 {
+        self.send(request, &[]);
+        u64::from_le_bytes(self.receive()[..8].try_into().unwrap())
+    }
+}
+
+/// Negotiates with a vhost-user-blk export and reads the device's config space, whose
+/// first field is the disk's capacity in 512-byte sectors.
+fn vhost_user_blk_capacity(socket: &std::path::Path) -> u64 {
+    const PROTOCOL_FEATURES: u64 = 1 << 30;
+    const PROTOCOL_CONFIG: u64 = 1 << 9;
+    let mut device = VhostUser(std::os::unix::net::UnixStream::connect(socket).unwrap());
+    let features = device.ask_u64(VhostUser::GET_FEATURES);
+    assert_ne!(features & PROTOCOL_FEATURES, 0, "features {features:#x}");
+    device.send(VhostUser::SET_OWNER, &[]);
+    let protocol = device.ask_u64(VhostUser::GET_PROTOCOL_FEATURES);
+    assert_ne!(protocol & PROTOCOL_CONFIG, 0, "protocol features {protocol:#x}");
+    device.send(VhostUser::SET_PROTOCOL_FEATURES, &PROTOCOL_CONFIG.to_le_bytes());
+    // offset, size, flags, then the region to fill.
+    let mut request: Vec<u8> = [0u32, 8, 0].iter().flat_map(|w| w.to_le_bytes()).collect();
+    request.extend_from_slice(&[0u8; 8]);
+    device.send(VhostUser::GET_CONFIG, &request);
+    let config = device.receive();
+    u64::from_le_bytes(config[12..20].try_into().unwrap())
+}
+
+#[test]
+fn running_domain_offers_its_disks_over_vhost_user_blk() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let vda = fixture.create_image("vu.qcow2", "qcow2", "48M");
+    let metadata = "<metadata><virbackup:disks xmlns:virbackup='urn:virbackup:domain:1' interface='vhost-user-blk'/>\
+                    </metadata><devices>";
+    let xml = fixture.domain_xml("vu", &[("vda", &vda, "qcow2")]).replace("<devices>", metadata);
+    let dom = driver.domain_define_xml(&xml, 0).unwrap();
+    driver.domain_create(&dom, 0).unwrap();
+    let socket = fixture.root().join("run/qemu/vu/disks/vda.sock");
+    let live = driver.domain_get_xml_desc(&dom, 0).unwrap();
+    let element = format!("<virbackup:disk target='vda' interface='vhost-user-blk' path='{}'/>", socket.display());
+    assert!(live.contains(&element), "{live}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&socket).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(vhost_user_blk_capacity(&socket), 48 * MIB / 512);
+    // A checkpoint and a pull backup meanwhile: the NBD server is the backup's.
+    driver.checkpoint_create_xml(&dom, &common::checkpoint("c1"), 0).unwrap();
+    let pull = fixture.image("vu-pull.sock");
+    let backup = format!(
+        "<domainbackup mode='pull'><server transport='unix' socket='{}'/><disks><disk name='vda' type='file'>\
+         <scratch file='{}'/></disk></disks></domainbackup>",
+        pull.display(),
+        fixture.image("vu.scratch").display()
+    );
+    driver.backup_begin(&dom, &backup, None, 0).unwrap();
+    let info = common::run("nbdinfo", &["--size", &format!("nbd+unix:///vda?socket={}", pull.display())]);
+    assert_eq!(info.trim(), (48 * MIB).to_string());
+    driver.domain_abort_job(&dom, 0).unwrap();
+    common::wait_job(driver.as_ref(), &dom);
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert!(!socket.exists());
+    assert_eq!(bitmap_names(&vda), ["c1"]);
+    // An interface virbackup does not offer is refused when the domain is defined.
+    let bad =
+        xml.replace("interface='vhost-user-blk'", "interface='nbd'").replace("<name>vu</name>", "<name>bad</name>");
+    let err = driver.domain_define_xml(&bad, 0).unwrap_err();
+    assert_eq!(err.code, Code::VIR_ERR_CONFIG_UNSUPPORTED, "{err:?}");
+    assert!(err.message.contains("disk interface 'nbd' is not supported"), "{err:?}");
 }

@@ -179,7 +179,7 @@ fn assert_recovered(fixture: &Fixture, name: &str, vda: &Path, running: bool, ch
     let mut run_files: Vec<String> =
         walk(&run_dir).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     run_files.sort();
-    let expected_run: &[&str] = if running { &["events.sock", "nbd.sock", "qmp.sock", "qsd.pid"] } else { &[] };
+    let expected_run: &[&str] = if running { &["events.sock", "qmp.sock", "qsd.pid", "vda"] } else { &[] };
     assert_eq!(run_files, expected_run, "only a running domain's own files are in its run folder");
     assert_eq!(daemons(fixture).len(), usize::from(running), "no daemon but the running domain's own");
     assert_eq!(names(driver.list_all_checkpoints(&dom, 0, false).unwrap()), checkpoints);

@@ -34,7 +34,8 @@ fi
 root=$work/root
 uri="qemu:///embed?root=$root"
 disk=$work/disk.qcow2
-nbd="nbd+unix:///vda?socket=$root/run/qemu/vm/nbd.sock"
+# While the domain runs, its disk is this file (a FUSE export), as its live XML says.
+running_disk=$root/run/qemu/vm/disks/vda
 
 # Runs python3-libvirt code (through virbackup) with `conn` and `dom` set.
 api() {
@@ -56,7 +57,7 @@ trap cleanup EXIT
 backup() { virtnbdbackup -U "$uri" -d vm -n -S "$work" -f "$work/nbd.$1" -l "$1" -o "$2"; }
 restore() { rm -rf "$2" && virtnbdrestore -U "$uri" -i "$1" -o "$2"; }
 same() { qemu-img compare -U -f qcow2 -F qcow2 "$disk" "$1"; }
-write() { qemu-io -f raw -c "write -P $1 $2 $3" "$nbd"; }
+write() { qemu-io -f raw -c "write -P $1 $2 $3" "$running_disk"; }
 checkpoints() { api "print(' '.join(sorted(c.getName() for c in dom.listAllCheckpoints())))"; }
 
 qemu-img create -q -f qcow2 "$disk" 64M

@@ -5,6 +5,7 @@
 //! daemon then lives on its own, beyond the process that started it, until it is told
 //! to quit.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,11 +28,50 @@ pub struct DaemonConfig<'a> {
     pub pidfile: &'a Path,
     /// The disks to open (empty disks are skipped by the caller).
     pub disks: &'a [EngineDisk],
-    /// An NBD server socket exporting every disk under its target name.
-    pub nbd: Option<&'a Path>,
+    /// How each disk (by index) is offered to a writer while the domain runs.
+    pub exports: &'a [DiskExport],
     /// A second monitor, for a connection that stays open to hear events (a job's
     /// watcher) while the first one serves short sessions.
     pub events: Option<&'a Path>,
+}
+
+/// How a running domain's disks are offered to the VM, or to any other writer. Both
+/// leave the daemon's one NBD server free for pull backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interface {
+    /// A FUSE file export: a plain file any process reads and writes.
+    Fuse,
+    /// A vhost-user-blk socket: how a VM (QEMU, cloud-hypervisor) attaches a disk kept
+    /// by qemu-storage-daemon.
+    VhostUserBlk,
+}
+
+impl Interface {
+    /// The name in XML (`<virbackup:disks interface=...>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Fuse => "fuse",
+            Interface::VhostUserBlk => "vhost-user-blk",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Interface> {
+        match name {
+            "fuse" => Some(Interface::Fuse),
+            "vhost-user-blk" => Some(Interface::VhostUserBlk),
+            _ => None,
+        }
+    }
+}
+
+/// Where one disk of a running domain is offered: the FUSE file, or the vhost-user-blk
+/// socket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskExport {
+    pub target: String,
+    pub interface: Interface,
+    pub path: PathBuf,
 }
 
 /// QEMU's option syntax splits on commas; a literal comma is written twice.
@@ -79,19 +119,25 @@ pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
         });
         args.extend(["--blockdev".to_string(), file.to_string(), "--blockdev".to_string(), format.to_string()]);
     }
-    if let Some(socket) = config.nbd {
-        args.extend(["--nbd-server".to_string(), format!("addr.type=unix,addr.path={}", opt_value(socket))]);
-        for (index, disk) in config.disks.iter().enumerate() {
-            let (_, format_node) = node_names(index);
-            let export = json!({
-                "type": "nbd",
-                "id": format!("export-{index}"),
-                "node-name": format_node,
-                "name": disk.target,
-                "writable": !disk.read_only,
-            });
-            args.extend(["--export".to_string(), export.to_string()]);
+    for export in config.exports {
+        let Some(index) = config.disks.iter().position(|d| d.target == export.target) else { continue };
+        let (_, format_node) = node_names(index);
+        let mut options = json!({
+            "id": format!("export-{index}"),
+            "node-name": format_node,
+            "writable": !config.disks[index].read_only,
+        });
+        match export.interface {
+            Interface::Fuse => {
+                options["type"] = json!("fuse");
+                options["mountpoint"] = json!(export.path);
+            }
+            Interface::VhostUserBlk => {
+                options["type"] = json!("vhost-user-blk");
+                options["addr"] = json!({"type": "unix", "path": export.path});
+            }
         }
+        args.extend(["--export".to_string(), options.to_string()]);
     }
     args.extend(["--daemonize".to_string(), "--pidfile".to_string(), config.pidfile.to_string_lossy().into_owned()]);
     args
@@ -102,8 +148,21 @@ pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
 pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
     let _ = std::fs::remove_file(config.qmp);
     let _ = std::fs::remove_file(config.pidfile);
-    for socket in [config.nbd, config.events].into_iter().flatten() {
-        let _ = std::fs::remove_file(socket);
+    if let Some(events) = config.events {
+        let _ = std::fs::remove_file(events);
+    }
+    for export in config.exports {
+        detach_mount(&export.path);
+        let _ = std::fs::remove_file(&export.path);
+        if export.interface == Interface::Fuse {
+            // A FUSE export mounts over a regular file.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&export.path)
+                .map_err(|e| format!("cannot create {}: {e}", export.path.display()))?;
+        }
     }
     let output = Command::new(binary())
         .args(arguments(config))
@@ -122,11 +181,63 @@ pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
         .trim()
         .parse::<u32>()
         .map_err(|e| format!("bad pid file {}: {e}", config.pidfile.display()))?;
-    // The daemon made its sockets under the caller's umask: they are for the owner only.
-    for socket in [Some(config.qmp), config.nbd, config.events].into_iter().flatten() {
+    // The daemon made its sockets under the caller's umask: they are for the owner only
+    // (a FUSE file's mode is the export's, 0600).
+    let sockets = config.exports.iter().filter(|e| e.interface == Interface::VhostUserBlk).map(|e| e.path.as_path());
+    for socket in [config.qmp].into_iter().chain(config.events).chain(sockets) {
         restrict(socket).map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
     }
     Ok(pid)
+}
+
+/// The mount points below `dir` (FUSE exports), from this process's mount table.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mount_path(field)))
+        .filter(|path| path.starts_with(dir) && path != dir)
+        .collect()
+}
+
+/// The mount table writes space, tab, newline and backslash as octal escapes.
+fn unescape_mount_path(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Some(code) =
+                std::str::from_utf8(&bytes[i + 1..i + 4]).ok().and_then(|t| u8::from_str_radix(t, 8).ok())
+        {
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detaches a FUSE export's mount whose daemon died (its file then answers "transport
+/// endpoint is not connected"), so that the file can be removed. A live mount is left
+/// alone; so is a path that is not mounted.
+pub fn detach_mount(path: &Path) {
+    let dead = matches!(std::fs::symlink_metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    if !dead {
+        return;
+    }
+    // fusermount3 detaches a user's own FUSE mounts; umount serves root where fuse3's
+    // tools are missing.
+    for (program, args) in [("fusermount3", ["-u", "-z"]), ("umount", ["-l", "--"])] {
+        let status = Command::new(program).args(args).arg(path).stderr(std::process::Stdio::null()).status();
+        if status.is_ok_and(|s| s.success()) {
+            return;
+        }
+    }
 }
 
 /// Makes a socket (or any file) reachable by its owner only, whatever the umask was.
@@ -252,7 +363,10 @@ mod tests {
             qmp: Path::new("/run/x,y/qmp.sock"),
             pidfile: Path::new("/run/pid"),
             disks: &disks,
-            nbd: Some(Path::new("/run/nbd.sock")),
+            exports: &[
+                DiskExport { target: "vda".into(), interface: Interface::Fuse, path: "/run/vda".into() },
+                DiskExport { target: "vdb".into(), interface: Interface::VhostUserBlk, path: "/run/vdb.sock".into() },
+            ],
             events: Some(Path::new("/run/events.sock")),
         });
         assert_eq!(args[5], "socket,id=qmp1,path=/run/events.sock,server=on,wait=off");
@@ -265,9 +379,25 @@ mod tests {
         assert_eq!(blockdevs[3]["read-only"], true);
         let exports: Vec<serde_json::Value> =
             args.windows(2).filter(|w| w[0] == "--export").map(|w| serde_json::from_str(&w[1]).unwrap()).collect();
-        assert_eq!((exports[0]["name"].as_str(), exports[0]["writable"].as_bool()), (Some("vda"), Some(true)));
+        assert_eq!(exports[0]["type"], "fuse");
+        assert_eq!(
+            (exports[0]["mountpoint"].as_str(), exports[0]["writable"].as_bool()),
+            (Some("/run/vda"), Some(true))
+        );
+        assert_eq!(exports[0]["node-name"], "vb-disk0");
+        assert_eq!(exports[1]["type"], "vhost-user-blk");
+        assert_eq!(exports[1]["addr"], json!({"type": "unix", "path": "/run/vdb.sock"}));
         assert_eq!(exports[1]["writable"], false);
         assert_eq!(args.last().unwrap(), "/run/pid");
+    }
+
+    #[test]
+    fn mount_table_paths_are_unescaped() {
+        assert_eq!(unescape_mount_path("/r/my\\040vm/vda"), "/r/my vm/vda");
+        assert_eq!(unescape_mount_path("/r/a\\134b"), "/r/a\\b");
+        assert_eq!(unescape_mount_path("/plain"), "/plain");
+        assert!(mounts_under(Path::new("/nowhere/at/all")).is_empty());
+        assert!(mounts_under(Path::new("/")).iter().all(|p| p != Path::new("/")));
     }
 
     #[test]

@@ -11,7 +11,6 @@
 pub mod backup;
 pub mod commands;
 pub mod daemon;
-pub mod nbd_proxy;
 pub mod qmp;
 
 use std::collections::HashMap;
@@ -92,7 +91,7 @@ impl Session {
         let timeout = default_timeout();
         let (qmp_path, transient) = match access {
             Access::Transient { qmp, pidfile } => {
-                let config = daemon::DaemonConfig { qmp, pidfile, disks, nbd: None, events: None };
+                let config = daemon::DaemonConfig { qmp, pidfile, disks, exports: &[], events: None };
                 let pid = daemon::start(&config).map_err(|e| daemon_error(what, disks, &e))?;
                 (qmp.to_path_buf(), Some(pid))
             }

@@ -100,10 +100,33 @@ pub fn write_pattern(image: &Path, format: &str, pattern: u8, offset: u64, len: 
     run("qemu-io", &["-f", format, "-c", &format!("write -P {pattern:#x} {offset} {len}"), image.to_str().unwrap()]);
 }
 
-/// Writes through an NBD export (a running domain's disk).
-pub fn write_nbd(socket: &Path, export: &str, pattern: u8, offset: u64, len: u64) {
-    let uri = format!("nbd+unix:///{export}?socket={}", socket.display());
-    run("qemu-io", &["-f", "raw", "-c", &format!("write -P {pattern:#x} {offset} {len}"), &uri]);
+/// The FUSE file through which a running domain's disk is written, as its live XML
+/// names it (`<virbackup:disk target=... path=...>`).
+pub fn disk_file(driver: &dyn Driver, dom: &DomainId, target: &str) -> PathBuf {
+    let xml = driver.domain_get_xml_desc(dom, 0).unwrap();
+    let element = xml
+        .lines()
+        .find(|l| l.contains("<virbackup:disk ") && l.contains(&format!("target='{target}'")))
+        .unwrap_or_else(|| panic!("no export of disk {target} in {xml}"));
+    assert!(element.contains("interface='fuse'"), "{element}");
+    let path = element.split("path='").nth(1).and_then(|rest| rest.split('\'').next()).unwrap();
+    PathBuf::from(path)
+}
+
+/// Writes `len` bytes of `pattern` at `offset` into a running domain's disk, through its
+/// FUSE file, as a VM or any program would, and waits until they are written.
+pub fn write_disk(file: &Path, pattern: u8, offset: u64, len: u64) {
+    use std::os::unix::fs::FileExt;
+    let disk = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    disk.write_all_at(&vec![pattern; len as usize], offset).unwrap();
+    disk.sync_all().unwrap();
+}
+
+/// A copy of a running domain's disk as it is now, read through its FUSE file.
+pub fn read_disk(fixture: &Fixture, file: &Path, name: &str) -> PathBuf {
+    let copy = fixture.image(name);
+    run("qemu-img", &["convert", "-f", "raw", "-O", "qcow2", file.to_str().unwrap(), copy.to_str().unwrap()]);
+    copy
 }
 
 /// The dirty extents (offset, length) of a bitmap, read the way backup tools read them:

@@ -18,7 +18,8 @@ after it said it was about to start, and then, in a fresh process, checks:
   bitmaps   every checkpoint's bitmaps are there and healthy, or the checkpoint is
             reported inconsistent (REDEFINE_VALIDATE); no image holds a bitmap that no
             checkpoint names; no temporary bitmap is left
-  engine    a qemu-storage-daemon runs for each running domain and for nothing else; a
+  engine    a qemu-storage-daemon runs for each running domain and for nothing else, and
+            the only FUSE mounts under the root are running domains' disks; a
             running domain's daemon holds no node, job or export but the domain's own
   files     no temporary file, intent record, scratch image or pull socket is left, and
             a push target is there only if its backup completed
@@ -216,6 +217,17 @@ for pid in os.listdir("/proc"):
 running = sum(1 for d in report["domains"].values() if d["active"])
 if daemons != running:
     problem("engine", "%d daemons for %d running domains" % (daemons, running))
+# engine: FUSE mounts under the root are the running domains' disks, and live
+mounts = [line.split(" ")[4].replace("\\040", " ") for line in open("/proc/self/mountinfo")]
+mounts = sorted(m for m in mounts if m.startswith(root + "/"))
+expected = sorted(os.path.join(root, "run/qemu", n, "disks/vda") for n, d in report["domains"].items() if d["active"])
+if mounts != expected:
+    problem("engine", "mounts under the root: %s, running disks: %s" % (mounts, expected))
+for mount in mounts:
+    try:
+        os.stat(mount)
+    except OSError as e:
+        problem("engine", "%s: %s" % (mount, e))
 
 # files
 for path in glob.glob(os.path.join(root, "**", ".*"), recursive=True):

@@ -43,9 +43,10 @@ def test_running_domain_getters(drv):
         assert (reason, dom.ID()) == (libvirt.VIR_DOMAIN_RUNNING_BOOTED, 1)
         # 256 MiB, 1 vCPU as defined; no guest, no CPU time.
         assert info[1:] == [262144, 262144, 1, 0]
-        socket = drv.env.nbd_socket("vm")
-        assert f"<virbackup:nbd socket='{socket}'>" in xml
-        assert "<virbackup:export disk='vda' name='vda'/>" in xml
+        disk = os.path.join(drv.env.root, "run/qemu/vm/disks/vda")
+        assert f"<virbackup:disk target='vda' interface='fuse' path='{disk}'/>" in xml
+        info = json.loads(vb.run("qemu-img", "info", "-U", "--output=json", drv.env.images["vm"]))
+        assert os.path.getsize(disk) == info["virtual-size"], "the file is the disk as the guest sees it"
         assert f"<source file='{drv.env.images['vm']}'/>" in xml
         # The inactive definition has no runtime part.
         inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)

@@ -8,6 +8,7 @@ that a machine without python3-libvirt still collects (and skips) the suite.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -194,16 +195,19 @@ class QemuEnv:
             dom.create()
         return dom
 
-    def nbd_socket(self, name):
-        """The socket a running domain's disks are exported on."""
-        return os.path.join(self.root, "run/qemu", name, "nbd.sock")
+    @staticmethod
+    def disk_file(dom, target="vda"):
+        """The file a running domain's disk is written through (a FUSE export), as its
+        live XML names it."""
+        found = re.search(rf"<virbackup:disk target='{target}' interface='fuse' path='([^']*)'/>", dom.XMLDesc(0))
+        assert found, dom.XMLDesc(0)
+        return found.group(1)
 
     def write(self, dom, pattern, offset, length):
-        """Writes into the domain's disk vda: through its export when it runs, with
+        """Writes into the domain's disk vda: through its FUSE file when it runs, with
         qemu-io on the image when it is shut off."""
         if dom.isActive():
-            run("qemu-io", "-f", "raw", "-c", f"write -P {pattern:#x} {offset} {length}",
-                nbd_uri(self.nbd_socket(dom.name())))
+            run("qemu-io", "-f", "raw", "-c", f"write -P {pattern:#x} {offset} {length}", self.disk_file(dom))
         else:
             write_image(self.images[dom.name()], pattern, offset, length)
 
@@ -211,7 +215,7 @@ class QemuEnv:
         """A qcow2 copy of the domain's disk as it is now."""
         copy = self.path(name)
         if dom.isActive():
-            source = ["-f", "raw", nbd_uri(self.nbd_socket(dom.name()))]
+            source = ["-f", "raw", self.disk_file(dom)]
         else:
             source = ["-U", "-f", "qcow2", self.images[dom.name()]]
         run("qemu-img", "convert", *source, "-O", "qcow2", copy)

@@ -2,6 +2,7 @@
 //! shutdown), the live XML, and the calls tools make around a backup (block info,
 //! autostart, guest agent, monitor passthrough).
 
+use crate::engine::daemon::{DiskExport, Interface};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -110,17 +111,19 @@ pub(crate) fn check_disk_files(domain: &str, disks: &[EngineDisk]) -> Result<()>
 pub(crate) fn live_xml(live: &Live, secure: bool) -> String {
     let mut xml = live.def.to_element(FormatOptions { id: Some(live.id), secure });
     let runtime = match &live.engine {
-        Engine::Ours { qmp, nbd, .. } => {
-            let mut nbd_element = Element::new("virbackup:nbd").with_attr("socket", nbd.to_string_lossy());
-            for disk in live.def.disks.iter().filter(|d| !d.is_empty()) {
-                nbd_element = nbd_element.with_child(
-                    Element::new("virbackup:export").with_attr("disk", &disk.target).with_attr("name", &disk.target),
+        Engine::Ours { qmp, exports, .. } => {
+            let mut runtime = Element::new("virbackup:runtime")
+                .with_attr("xmlns:virbackup", NAMESPACE)
+                .with_child(Element::new("virbackup:qmp").with_attr("socket", qmp.to_string_lossy()));
+            for export in exports {
+                runtime = runtime.with_child(
+                    Element::new("virbackup:disk")
+                        .with_attr("target", &export.target)
+                        .with_attr("interface", export.interface.as_str())
+                        .with_attr("path", export.path.to_string_lossy()),
                 );
             }
-            Element::new("virbackup:runtime")
-                .with_attr("xmlns:virbackup", NAMESPACE)
-                .with_child(Element::new("virbackup:qmp").with_attr("socket", qmp.to_string_lossy()))
-                .with_child(nbd_element)
+            runtime
         }
         Engine::Adopted { qmp } => {
             Element::new("virbackup:runtime").with_attr("xmlns:virbackup", NAMESPACE).with_child(
@@ -166,14 +169,46 @@ pub(crate) fn check_definition(def: &DomainDef) -> Result<()> {
     {
         return Err(unsupported_config(format!("the engine socket '{}' must be an absolute path", qmp.display())));
     }
+    disk_interface(def)?;
     Ok(())
+}
+
+/// How a running domain offers its disks to writers: `<virbackup:disks
+/// interface='fuse|vhost-user-blk'/>` in `<metadata>`; a FUSE file when not given.
+pub(crate) fn disk_interface(def: &DomainDef) -> Result<Interface> {
+    let Some(element) = metadata_element(def.element(), "disks") else { return Ok(Interface::Fuse) };
+    match element.attr("interface") {
+        None => Ok(Interface::Fuse),
+        Some(name) => Interface::from_name(name).ok_or_else(|| {
+            unsupported_config(format!("disk interface '{name}' is not supported (use 'fuse' or 'vhost-user-blk')"))
+        }),
+    }
+}
+
+/// Where each disk of a domain started in `run_dir` is offered: under `disks/`, a FUSE
+/// file named after the disk's target, or a vhost-user-blk socket `<target>.sock`.
+fn disk_exports(def: &DomainDef, disks: &[EngineDisk], run_dir: &Path) -> Result<Vec<DiskExport>> {
+    let interface = disk_interface(def)?;
+    disks
+        .iter()
+        .map(|disk| {
+            store::check_file_name("disk target", &disk.target)?;
+            let name = match interface {
+                Interface::Fuse => disk.target.clone(),
+                Interface::VhostUserBlk => format!("{}.sock", disk.target),
+            };
+            let path = run_dir.join("disks").join(name);
+            check_socket_path(&path)?;
+            Ok(DiskExport { target: disk.target.clone(), interface, path })
+        })
+        .collect()
 }
 
 impl QemuDriver {
     /// Removes a domain's checkpoint metadata and run folder.
     pub(crate) fn forget_domain_files(&self, name: &str) -> Result<()> {
         self.layout.remove_dir(&self.layout.checkpoint_dir(name))?;
-        let _ = self.layout.remove_dir(&self.layout.run_dir(name));
+        self.clear_run_dir(name);
         Ok(())
     }
 
@@ -196,7 +231,7 @@ impl QemuDriver {
         daemon::stop(pid, &qmp, engine::default_timeout());
         let name = domain.name().to_string();
         self.layout.remove(&self.layout.status(&name))?;
-        let _ = self.layout.remove_dir(&self.layout.run_dir(&name));
+        self.clear_run_dir(&name);
         if domain.persistent.is_some() {
             domain.live = None;
             domain.off_reason = reason as i32;
@@ -434,11 +469,12 @@ pub(crate) fn domain_create(driver: &QemuDriver, dom: &DomainId, flags: u32) -> 
         let disks = engine_disks(&def)?;
         check_disk_files(&def.name, &disks)?;
         let run_dir = layout.run_dir(&def.name);
-        let (qmp, nbd, pidfile) = (run_dir.join("qmp.sock"), run_dir.join("nbd.sock"), run_dir.join("qsd.pid"));
+        let (qmp, pidfile) = (run_dir.join("qmp.sock"), run_dir.join("qsd.pid"));
         let events = events_socket(&qmp);
-        for path in [&qmp, &nbd, &events] {
+        for path in [&qmp, &events] {
             check_socket_path(path)?;
         }
+        let exports = disk_exports(&def, &disks, &run_dir)?;
         let paused = flags & StartFlags::VIR_DOMAIN_START_PAUSED as u32 != 0;
         let (state, reason) = if paused {
             (virDomainState::VIR_DOMAIN_PAUSED as i32, virDomainPausedReason::VIR_DOMAIN_PAUSED_USER as i32)
@@ -450,19 +486,19 @@ pub(crate) fn domain_create(driver: &QemuDriver, dom: &DomainId, flags: u32) -> 
         intent.daemons.push(DaemonRecord {
             qmp: qmp.clone(),
             pidfile: pidfile.clone(),
-            sockets: vec![nbd.clone(), events.clone()],
+            sockets: std::iter::once(events.clone()).chain(exports.iter().map(|e| e.path.clone())).collect(),
             pid: None,
             started: None,
         });
         // The daemon is recorded before it starts; the status file makes it the
         // domain's.
         let (id, pid, started) = driver.journaled(inner, intent, |_, journal| {
-            layout.ensure_dir(&run_dir)?;
+            layout.ensure_dir(&run_dir.join("disks"))?;
             let config = daemon::DaemonConfig {
                 qmp: &qmp,
                 pidfile: &pidfile,
                 disks: &disks,
-                nbd: Some(&nbd),
+                exports: &exports,
                 events: Some(&events),
             };
             let pid = daemon::start(&config)
@@ -474,12 +510,20 @@ pub(crate) fn domain_create(driver: &QemuDriver, dom: &DomainId, flags: u32) -> 
             })?;
             intent::kill_point("domain-daemon-started");
             let id = driver.allocate_id()?;
-            let status =
-                Status { id, state, reason, pid, started, qmp: qmp.clone(), nbd: nbd.clone(), def: def.clone() };
+            let status = Status {
+                id,
+                state,
+                reason,
+                pid,
+                started,
+                qmp: qmp.clone(),
+                exports: exports.clone(),
+                def: def.clone(),
+            };
             layout.save(&layout.status(&def.name), &status.document())?;
             Ok((id, pid, started))
         })?;
-        let engine = Engine::Ours { pid, started, qmp, nbd };
+        let engine = Engine::Ours { pid, started, qmp, exports };
         inner.domains[at].live = Some(Live { id, state, reason, def, engine });
         Ok(id)
     })

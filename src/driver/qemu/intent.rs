@@ -277,10 +277,17 @@ impl DaemonRecord {
             daemon::stop(pid, &self.qmp, engine::default_timeout());
         }
         for path in [&self.qmp, &self.pidfile].into_iter().chain(&self.sockets) {
+            // A FUSE export of a daemon that was killed stays mounted, dead, until
+            // detached.
+            daemon::detach_mount(path);
             let _ = std::fs::remove_file(path);
         }
-        if let Some(dir) = self.qmp.parent() {
-            // Only when empty: a running domain's sockets may share it.
+        // The folders they were in, only when empty (a running domain's files may share
+        // them): the innermost first.
+        let mut dirs: Vec<&Path> = self.sockets.iter().chain([&self.qmp]).filter_map(|p| p.parent()).collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        dirs.dedup();
+        for dir in dirs {
             let _ = std::fs::remove_dir(dir);
         }
     }

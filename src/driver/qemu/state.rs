@@ -5,6 +5,7 @@
 //! that only reads may still change state: settling what a dead process left (see
 //! `intent.rs`), noticing daemons that died, and taking over orphaned jobs.
 
+use crate::engine::daemon::DiskExport;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -54,7 +55,7 @@ pub(crate) fn unsupported_config(detail: impl Into<String>) -> Error {
 #[derive(Debug, Clone)]
 pub(crate) enum Engine {
     /// Our daemon, started by `virDomainCreate` (its pid and start time name it).
-    Ours { pid: u32, started: Option<u64>, qmp: PathBuf, nbd: PathBuf },
+    Ours { pid: u32, started: Option<u64>, qmp: PathBuf, exports: Vec<DiskExport> },
     /// Someone else's QEMU, named by the definition.
     Adopted { qmp: PathBuf },
 }
@@ -344,6 +345,16 @@ impl QemuDriver {
         result
     }
 
+    /// Removes a domain's run folder, once its daemon is gone: FUSE exports a daemon
+    /// that died left mounted are detached first.
+    pub(crate) fn clear_run_dir(&self, name: &str) {
+        let dir = self.layout.run_dir(name);
+        for mount in daemon::mounts_under(&dir) {
+            daemon::detach_mount(&mount);
+        }
+        let _ = self.layout.remove_dir(&dir);
+    }
+
     /// The one place where a call that only reads may still change state: what a dead
     /// process or daemon left cannot wait for the next call that modifies, because the
     /// answer of this one depends on it. In order: an unfinished operation's record is
@@ -397,7 +408,12 @@ impl QemuDriver {
                         state: s.state,
                         reason: s.reason,
                         def: s.def.clone(),
-                        engine: Engine::Ours { pid: s.pid, started: s.started, qmp: s.qmp.clone(), nbd: s.nbd.clone() },
+                        engine: Engine::Ours {
+                            pid: s.pid,
+                            started: s.started,
+                            qmp: s.qmp.clone(),
+                            exports: s.exports.clone(),
+                        },
                     }),
                     off_reason: 0,
                     autostart: false,
@@ -426,7 +442,7 @@ impl QemuDriver {
             {
                 let name = domain.name().to_string();
                 self.layout.remove(&self.layout.status(&name))?;
-                let _ = self.layout.remove_dir(&self.layout.run_dir(&name));
+                self.clear_run_dir(&name);
                 changed = true;
                 if domain.persistent.is_none() {
                     gone.push((index, name));

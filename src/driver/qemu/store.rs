@@ -14,6 +14,7 @@
 //! Every write is atomic (a temporary file in the same folder, fsync, rename, fsync of
 //! the folder): after a crash at any instant a file is either the old or the new one.
 
+use crate::engine::daemon::{DiskExport, Interface};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -324,7 +325,8 @@ pub struct Status {
     pub pid: u32,
     pub started: Option<u64>,
     pub qmp: PathBuf,
-    pub nbd: PathBuf,
+    /// Where each disk is offered to writers.
+    pub exports: Vec<DiskExport>,
     /// The definition it runs with.
     pub def: Arc<DomainDef>,
 }
@@ -335,7 +337,15 @@ impl Status {
         if let Some(started) = self.started {
             engine = engine.with_attr("started", started.to_string());
         }
-        let engine = engine.with_attr("qmp", self.qmp.to_string_lossy()).with_attr("nbd", self.nbd.to_string_lossy());
+        let mut engine = engine.with_attr("qmp", self.qmp.to_string_lossy());
+        for export in &self.exports {
+            engine = engine.with_child(
+                Element::new("export")
+                    .with_attr("disk", &export.target)
+                    .with_attr("interface", export.interface.as_str())
+                    .with_attr("path", export.path.to_string_lossy()),
+            );
+        }
         Element::new("domstatus")
             .with_attr("state", self.state.to_string())
             .with_attr("reason", self.reason.to_string())
@@ -360,7 +370,19 @@ impl Status {
             pid: num(engine, "pid")? as u32,
             started: engine.attr("started").and_then(|v| v.parse().ok()),
             qmp: engine.attr("qmp").ok_or("no qmp socket")?.into(),
-            nbd: engine.attr("nbd").ok_or("no nbd socket")?.into(),
+            exports: engine
+                .children_named("export")
+                .map(|e| {
+                    Ok(DiskExport {
+                        target: e.attr("disk").ok_or("an export without a disk")?.to_string(),
+                        interface: e
+                            .attr("interface")
+                            .and_then(Interface::from_name)
+                            .ok_or("an export without a known interface")?,
+                        path: e.attr("path").ok_or("an export without a path")?.into(),
+                    })
+                })
+                .collect::<std::result::Result<_, &str>>()?,
             def,
         })
     }
@@ -691,7 +713,11 @@ mod tests {
             pid: 42,
             started: Some(7),
             qmp: "/r/q.sock".into(),
-            nbd: "/r/n.sock".into(),
+            exports: vec![DiskExport {
+                target: "vda".into(),
+                interface: Interface::Fuse,
+                path: "/r/vm/disks/vda".into(),
+            }],
             def,
         };
         assert_eq!(Status::parse(&status.document()).unwrap(), status);

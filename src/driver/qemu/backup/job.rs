@@ -59,7 +59,9 @@ pub(crate) struct ActiveJob {
     /// `virDomainAbortJob()` was called.
     pub aborting: bool,
     pub engine: JobEngine,
-    pub nbd: Option<NbdSetup>,
+    /// A pull backup: the engine's NBD server was started for it, on the requested
+    /// address.
+    pub nbd_server: bool,
     pub disks: Vec<JobDisk>,
     /// How the job ended, recorded before the cleanup that follows: a process that
     /// takes the job over after a death in the middle of it goes on from there.
@@ -85,16 +87,6 @@ pub(crate) struct JobEngine {
     pub events: Option<PathBuf>,
     /// A daemon started for the job, for a shut-off domain.
     pub daemon: Option<u32>,
-}
-
-/// How a pull backup's exports are reached.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) enum NbdSetup {
-    /// The engine's NBD server, started for the job on the requested address.
-    Server,
-    /// The running domain's own NBD server at `upstream`, behind a proxy on the requested
-    /// address that renames (visible, internal) exports.
-    Proxy { upstream: PathBuf, names: Vec<(String, String)> },
 }
 
 /// One backed-up disk of a running job.
@@ -332,7 +324,7 @@ mod tests {
             checkpoint: Some("c1".into()),
             aborting: false,
             engine: JobEngine { qmp: "/r/q".into(), events: None, daemon: Some(9) },
-            nbd: Some(NbdSetup::Proxy { upstream: "/r/n".into(), names: vec![("vda".into(), "vb-pull-0".into())] }),
+            nbd_server: true,
             disks: vec![JobDisk {
                 target: "vda".into(),
                 source: "/img/a".into(),

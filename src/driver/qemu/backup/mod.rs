@@ -23,7 +23,7 @@ use crate::abi::virDomainBackupBeginFlags as BeginFlags;
 use crate::conf::backup::{BackupDef, BackupMode, DiskBackupMode, StoreKind, Transport};
 use crate::driver::DomainId;
 use crate::driver::jobs::{self};
-use crate::driver::qemu::backup::job::{ActiveJob, JobDisk, JobEngine, JobFile, NbdSetup};
+use crate::driver::qemu::backup::job::{ActiveJob, JobDisk, JobEngine, JobFile};
 use crate::driver::qemu::checkpoint::bitmap_disks;
 use crate::driver::qemu::domain::check_disk_files;
 use crate::driver::qemu::domain::engine_disks;
@@ -34,14 +34,9 @@ use crate::driver::qemu::state::{
 use crate::driver::qemu::store::{self, Layout, Scope};
 use crate::engine::backup::{Creation, NbdAddress, Store};
 use crate::engine::commands::{Action, Sync};
-use crate::engine::nbd_proxy::{Listen, NbdProxy};
 use crate::engine::{self, Access, EngineDisk, Session, daemon};
 use crate::error::{Code, Error, Result};
-use crate::uuid::Uuid;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) const REUSE_EXTERNAL: u32 = BeginFlags::VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL as u32;
@@ -55,9 +50,6 @@ pub(crate) fn copy_speed() -> Option<u64> {
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
-
-/// Proxies serving pull backups of running domains, by root and domain.
-pub(crate) static PROXIES: LazyLock<Mutex<HashMap<(PathBuf, Uuid), NbdProxy>>> = LazyLock::new(Default::default);
 
 pub(crate) fn what(domain: &str) -> String {
     format!("the engine of domain '{domain}'")
@@ -75,18 +67,6 @@ pub(crate) fn listen_address(def: &BackupDef) -> Result<NbdAddress> {
         Some(Transport::Tcp { name, port: Some(port) }) => Ok(NbdAddress::Tcp { host: name.clone(), port: *port }),
         _ => Err(Error::new(FROM, Code::VIR_ERR_OPERATION_UNSUPPORTED, "<domainbackup> must specify TCP port for now")),
     }
-}
-
-pub(crate) fn start_proxy(address: &NbdAddress, upstream: &Path, names: &[(String, String)]) -> Result<NbdProxy> {
-    let listen = match address {
-        NbdAddress::Unix(path) => {
-            prepare_socket_path(path)?;
-            Listen::Unix(path.clone())
-        }
-        NbdAddress::Tcp { host, port } => Listen::Tcp { host: host.clone(), port: *port as u16 },
-    };
-    NbdProxy::start(listen, upstream.to_path_buf(), names.to_vec())
-        .map_err(|e| Error::system(FROM, "cannot listen for the backup's NBD clients", &e))
 }
 
 /// The file a backup creates at `path`, with the placeholder name that tells it apart
@@ -224,13 +204,13 @@ impl QemuDriver {
         let op = journal.intent.op.clone();
 
         // Reach the disks: the running engine, or a daemon started for the job.
-        let (engine, own_nbd) = match &domain.live {
-            Some(Live { engine: Engine::Ours { qmp, nbd, .. }, .. }) => {
+        let engine = match &domain.live {
+            Some(Live { engine: Engine::Ours { qmp, .. }, .. }) => {
                 let events = Some(events_socket(qmp)).filter(|p| p.exists());
-                (JobEngine { qmp: qmp.clone(), events, daemon: None }, Some(nbd.clone()))
+                JobEngine { qmp: qmp.clone(), events, daemon: None }
             }
             Some(Live { engine: Engine::Adopted { qmp }, .. }) => {
-                (JobEngine { qmp: qmp.clone(), events: None, daemon: None }, None)
+                JobEngine { qmp: qmp.clone(), events: None, daemon: None }
             }
             None => {
                 let run_dir = layout.run_dir(domain.name());
@@ -252,14 +232,14 @@ impl QemuDriver {
                     })
                 })?;
                 let config =
-                    daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks, nbd: None, events: Some(&events) };
+                    daemon::DaemonConfig { qmp: &qmp, pidfile: &pidfile, disks, exports: &[], events: Some(&events) };
                 let pid = daemon::start(&config).map_err(|e| engine::daemon_error(&what(domain.name()), disks, &e))?;
                 intent::kill_point("backup-daemon-started");
                 journal.record(|i| {
                     i.daemons[0].pid = Some(pid);
                     i.daemons[0].started = daemon::start_time(pid);
                 })?;
-                (JobEngine { qmp, events: Some(events), daemon: Some(pid) }, None)
+                JobEngine { qmp, events: Some(events), daemon: Some(pid) }
             }
         };
         journal.record(|i| i.engine = Some(engine.qmp.clone()))?;
@@ -268,7 +248,7 @@ impl QemuDriver {
         let checkpoint_def = begin.checkpoint.as_ref().map(|c| c.def.clone());
         let mut job_disks =
             self.prepare_disks(session, journal, &mut def, &dom_def, checkpoint_def.as_ref(), reuse, &op)?;
-        let nbd = self.export_views(session, journal, &def, &mut job_disks, own_nbd.as_deref(), dom_def.uuid)?;
+        let nbd_server = self.export_views(session, journal, &def, &mut job_disks)?;
 
         // The copies run: record the checkpoint, then the job, which completes the begin.
         let domain = &mut inner.domains[at];
@@ -285,7 +265,7 @@ impl QemuDriver {
             checkpoint: checkpoint_def.as_ref().map(|c| c.name.clone()),
             aborting: false,
             engine: engine.clone(),
-            nbd,
+            nbd_server,
             disks: job_disks,
             finishing: None,
         };
@@ -474,29 +454,26 @@ impl QemuDriver {
     }
 
     /// Pull mode: exports each scratch image (the disk as it was at the start) under its
-    /// export name, with its bitmap. A shut-off domain's job daemon and an adopted QEMU
-    /// serve them from an NBD server started on the requested address; a running
-    /// domain's daemon already has a server (its disks), so the views get internal names
-    /// there and a proxy listens on the requested address. A unix socket is made for
-    /// its owner only (mode 0600), whatever the umask.
+    /// export name, with its bitmap, from the engine's own NBD server started on the
+    /// requested address (the engine serves its disks to writers otherwise, so the
+    /// server is free). A unix socket is made for its owner only (mode 0600), whatever
+    /// the umask. Returns whether it started the server.
     pub(crate) fn export_views(
         &self,
         session: &mut Session,
         journal: &mut Journal,
         def: &BackupDef,
         job_disks: &mut [JobDisk],
-        own_nbd: Option<&Path>,
-        uuid: Uuid,
-    ) -> Result<Option<NbdSetup>> {
+    ) -> Result<bool> {
         if def.mode != BackupMode::Pull {
-            return Ok(None);
+            return Ok(false);
         }
         let address = listen_address(def)?;
         let op = journal.intent.op.clone();
         let ids: Vec<String> = (0..job_disks.len()).map(|i| format!("vb{op}-e{i}")).collect();
         journal.record(|i| {
             i.exports.extend(ids.iter().cloned());
-            i.nbd_server = own_nbd.is_none();
+            i.nbd_server = true;
             if let NbdAddress::Unix(path) = &address {
                 i.sockets.push(path.clone());
             }
@@ -504,30 +481,18 @@ impl QemuDriver {
         if let NbdAddress::Unix(path) = &address {
             prepare_socket_path(path)?;
         }
-        if own_nbd.is_none() {
-            session.start_nbd_server(&address)?;
-            if let NbdAddress::Unix(path) = &address {
-                restrict_socket(path)?;
-            }
+        session.start_nbd_server(&address)?;
+        if let NbdAddress::Unix(path) = &address {
+            restrict_socket(path)?;
         }
-        let mut names = Vec::new();
-        for ((index, disk), id) in job_disks.iter_mut().enumerate().zip(ids) {
+        for (disk, id) in job_disks.iter_mut().zip(ids) {
             let backup_disk = def.disks.iter().find(|d| d.name == disk.target).expect("a backed-up disk");
-            let visible = backup_disk.export_name.clone().unwrap_or_else(|| disk.target.clone());
-            let name = if own_nbd.is_some() { format!("vb{op}-pull-{index}") } else { visible.clone() };
+            let name = backup_disk.export_name.clone().unwrap_or_else(|| disk.target.clone());
             let bitmap = disk.bitmap.as_ref().map(|(_, b)| b.as_str());
             session.export(&id, &disk.format_node, &name, bitmap)?;
             disk.export_id = Some(id);
-            names.push((visible, name));
         }
-        match own_nbd {
-            None => Ok(Some(NbdSetup::Server)),
-            Some(upstream) => {
-                let proxy = start_proxy(&address, upstream, &names)?;
-                PROXIES.lock().insert((self.root().to_path_buf(), uuid), proxy);
-                Ok(Some(NbdSetup::Proxy { upstream: upstream.to_path_buf(), names }))
-            }
-        }
+        Ok(true)
     }
 }
 

@@ -6,8 +6,8 @@
 use crate::conf::backup::BackupMode;
 use crate::driver::events;
 use crate::driver::jobs::{Finished, Outcome};
-use crate::driver::qemu::backup::job::{ActiveJob, JobEngine, NbdSetup, Verdict};
-use crate::driver::qemu::backup::{PROXIES, listen_address, start_proxy, what};
+use crate::driver::qemu::backup::job::{ActiveJob, JobEngine, Verdict};
+use crate::driver::qemu::backup::{listen_address, what};
 use crate::driver::qemu::checkpoint::bitmap_disks;
 use crate::driver::qemu::domain::engine_disks;
 use crate::driver::qemu::intent::{self, DaemonRecord, Intent};
@@ -123,17 +123,6 @@ impl QemuDriver {
                 job.owner_started = my_start;
                 changed = true;
             }
-            if let Some(NbdSetup::Proxy { upstream, names }) = &job.nbd
-                && job.finishing.is_none()
-            {
-                let key = (self.root().to_path_buf(), uuid);
-                if !PROXIES.lock().contains_key(&key)
-                    && let Ok(address) = listen_address(job.def())
-                    && let Ok(proxy) = start_proxy(&address, upstream, names)
-                {
-                    PROXIES.lock().insert(key, proxy);
-                }
-            }
             let job = job.clone();
             if changed {
                 domain.jobs.save(&self.layout, domain.name())?;
@@ -202,7 +191,6 @@ impl QemuDriver {
             let mode = def.mode;
             let outcome = verdict.outcome;
 
-            self.stop_proxy(uuid);
             let domain = &inner.domains[at];
             let disks = engine_disks(domain.def()).unwrap_or_default();
             let engine_alive = job.engine.daemon.is_none_or(|pid| daemon::is_ours(pid, &job.engine.qmp, None));
@@ -217,7 +205,7 @@ impl QemuDriver {
                         session.remove_export(id);
                     }
                 }
-                if job.nbd == Some(NbdSetup::Server) {
+                if job.nbd_server {
                     session.stop_nbd_server();
                 }
                 for disk in &job.disks {
@@ -261,7 +249,7 @@ impl QemuDriver {
                     let _ = std::fs::remove_file(&disk.store);
                 }
             }
-            if job.nbd.is_some()
+            if job.nbd_server
                 && let Ok(NbdAddress::Unix(socket)) = listen_address(def)
             {
                 intent::remove_socket(&socket);
@@ -304,12 +292,5 @@ impl QemuDriver {
         })?;
         raised.into_iter().for_each(events::emit);
         Ok(())
-    }
-
-    pub(crate) fn stop_proxy(&self, uuid: Uuid) {
-        let proxy = PROXIES.lock().remove(&(self.root().to_path_buf(), uuid));
-        if let Some(proxy) = proxy {
-            proxy.stop();
-        }
     }
 }
