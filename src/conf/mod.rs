@@ -6,6 +6,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod domain;
 pub mod schema;
+pub mod settings;
 pub mod xml;
 
 use crate::error::{Code, Domain, Error, Result};

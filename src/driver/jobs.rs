@@ -353,25 +353,34 @@ pub struct Begin {
     pub checkpoint: Option<Prepared>,
 }
 
+/// What a backup begin is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct BeginContext<'a> {
+    pub from: Domain,
+    /// The driver function, named in flag errors.
+    pub api: &'a str,
+    pub domain: &'a Arc<DomainDef>,
+    pub checkpoints: &'a Checkpoints,
+    /// A backup job runs already.
+    pub busy: bool,
+    pub now: i64,
+    /// TLS for pull backups is configured (libvirt's `backup_tls_x509_cert_dir`).
+    pub tls_configured: bool,
+}
+
 /// Checks a `virDomainBackupBegin()` request in libvirt's order and completes it, before
 /// any disk is touched: flags, both XML documents, disk alignment (generated stores are
-/// named after the new checkpoint, else the time), one job per domain, the pull server,
-/// at least one disk, store formats (qcow2 by default; pull needs qcow2), the
-/// incremental checkpoints, and the export names of a pull backup.
-///
-/// `api` names the driver function in flag errors; `busy` says a job already runs.
-#[allow(clippy::too_many_arguments)]
+/// named after the new checkpoint, else the time), one job per domain, the pull server
+/// (its TLS configured when asked for), at least one disk, store formats (qcow2 by
+/// default; pull needs qcow2), the incremental checkpoints, and the export names of a
+/// pull backup.
 pub fn prepare_begin(
-    from: Domain,
-    api: &str,
+    ctx: &BeginContext<'_>,
     flags: u32,
     backup_xml: &str,
     checkpoint_xml: Option<&str>,
-    domain: &Arc<DomainDef>,
-    checkpoints: &Checkpoints,
-    busy: bool,
-    now: i64,
 ) -> Result<Begin> {
+    let BeginContext { from, api, domain, checkpoints, busy, now, tls_configured } = *ctx;
     Error::check_flags(from, api, flags, BEGIN_FLAGS)?;
     let mut def = BackupDef::parse(backup_xml)?;
     let checkpoint = match checkpoint_xml {
@@ -401,7 +410,7 @@ pub fn prepare_begin(
                 "<domainbackup> must specify TCP port for now",
             ));
         }
-        if server.tls == Some(true) {
+        if server.tls == Some(true) && !tls_configured {
             return Err(Error::new(from, Code::VIR_ERR_OPERATION_INVALID, "backup TLS directory not configured"));
         }
     }

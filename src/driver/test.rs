@@ -528,17 +528,16 @@ impl Driver for TestDriver {
                 "cannot perform disk backup for inactive domain",
             ));
         }
-        let begin = jobs::prepare_begin(
-            FROM,
-            "testDomainBackupBegin",
-            flags,
-            backup_xml,
-            checkpoint_xml,
-            &d.def,
-            &d.checkpoints,
-            d.job.is_some(),
-            now_seconds(),
-        )?;
+        let context = jobs::BeginContext {
+            from: FROM,
+            api: "testDomainBackupBegin",
+            domain: &d.def,
+            checkpoints: &d.checkpoints,
+            busy: d.job.is_some(),
+            now: now_seconds(),
+            tls_configured: false,
+        };
+        let begin = jobs::prepare_begin(&context, flags, backup_xml, checkpoint_xml)?;
         if let Some(prepared) = begin.checkpoint {
             d.checkpoints.commit(prepared)?;
         }

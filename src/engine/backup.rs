@@ -148,9 +148,22 @@ impl NbdAddress {
 }
 
 impl Session {
-    /// Starts the process's NBD server.
-    pub fn start_nbd_server(&mut self, address: &NbdAddress) -> Result<()> {
-        self.execute("nbd-server-start", Some(json!({"addr": address.to_qmp()}))).map(|_| ())
+    /// Adds x509 TLS credentials for a server (`tls-creds-x509`, endpoint `server`) from
+    /// `dir` (`ca-cert.pem`, `server-cert.pem`, `server-key.pem`, and `dh-params.pem`
+    /// when there); with `verify`, clients must present a certificate the CA signed.
+    pub fn add_tls_credentials(&mut self, id: &str, dir: &Path, verify: bool) -> Result<()> {
+        let args =
+            json!({"qom-type": "tls-creds-x509", "id": id, "endpoint": "server", "dir": dir, "verify-peer": verify});
+        self.execute("object-add", Some(args)).map(drop)
+    }
+
+    /// Starts the process's NBD server, with TLS when given the credentials' id.
+    pub fn start_nbd_server(&mut self, address: &NbdAddress, tls: Option<&str>) -> Result<()> {
+        let mut args = json!({"addr": address.to_qmp()});
+        if let Some(id) = tls {
+            args["tls-creds"] = json!(id);
+        }
+        self.execute("nbd-server-start", Some(args)).map(drop)
     }
 
     /// Exports `node` read-only as `name`, with the dirty bitmap `bitmap` (found on the

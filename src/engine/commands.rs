@@ -237,6 +237,11 @@ pub fn remove_bitmap(qmp: &mut Qmp, node: &str, name: &str) -> Result<(), QmpErr
     qmp.execute("block-dirty-bitmap-remove", Some(json!({"node": node, "name": name}))).map(drop)
 }
 
+/// Deletes an object (the TLS credentials of an NBD server that stopped).
+pub fn remove_object(qmp: &mut Qmp, id: &str) -> Result<(), QmpError> {
+    qmp.execute("object-del", Some(json!({"id": id}))).map(drop)
+}
+
 /// Closes a block node (one nothing uses any more).
 pub fn remove_node(qmp: &mut Qmp, node: &str) -> Result<(), QmpError> {
     qmp.execute("blockdev-del", Some(json!({"node-name": node}))).map(drop)

@@ -225,6 +225,11 @@ impl Session {
         let _ = commands::stop_nbd_server(&mut self.qmp);
     }
 
+    /// Deletes an object; one that is gone is fine.
+    pub fn remove_object(&mut self, id: &str) {
+        let _ = commands::remove_object(&mut self.qmp, id);
+    }
+
     /// Removes a bitmap; one that is gone is fine.
     pub fn remove_bitmap(&mut self, node: &str, name: &str) {
         let _ = commands::remove_bitmap(&mut self.qmp, node, name);

@@ -19,8 +19,20 @@ fn with_checkpoint(name: &str, xml: &str) -> Checkpoints {
     list
 }
 
+fn context<'a>(domain: &'a Arc<DomainDef>, list: &'a Checkpoints, busy: bool, now: i64) -> BeginContext<'a> {
+    BeginContext {
+        from: Domain::VIR_FROM_QEMU,
+        api: "qemuBackupBegin",
+        domain,
+        checkpoints: list,
+        busy,
+        now,
+        tls_configured: false,
+    }
+}
+
 fn begin(xml: &str, checkpoint: Option<&str>, list: &Checkpoints) -> Result<Begin> {
-    prepare_begin(Domain::VIR_FROM_QEMU, "qemuBackupBegin", 0, xml, checkpoint, &domain(), list, false, 1700000000)
+    prepare_begin(&context(&domain(), list, false, 1700000000), 0, xml, checkpoint)
 }
 
 fn err(r: Result<Begin>) -> (Code, String) {
@@ -56,15 +68,13 @@ fn the_new_checkpoint_names_the_stores_and_must_be_new() {
 #[test]
 fn errors_in_libvirts_order() {
     let empty = Checkpoints::new(Domain::VIR_FROM_QEMU);
-    let e = prepare_begin(Domain::VIR_FROM_QEMU, "qemuBackupBegin", 2, "<x/>", None, &domain(), &empty, true, 1)
-        .unwrap_err();
+    let dom = domain();
+    let e = prepare_begin(&context(&dom, &empty, true, 1), 2, "<x/>", None).unwrap_err();
     assert_eq!(
         (e.code, e.message.as_str()),
         (Code::VIR_ERR_INVALID_ARG, "unsupported flags (0x2) in function qemuBackupBegin")
     );
-    let e =
-        prepare_begin(Domain::VIR_FROM_QEMU, "qemuBackupBegin", 1, "<domainbackup/>", None, &domain(), &empty, true, 1)
-            .unwrap_err();
+    let e = prepare_begin(&context(&dom, &empty, true, 1), 1, "<domainbackup/>", None).unwrap_err();
     assert_eq!(
         (e.code, e.message.as_str()),
         (Code::VIR_ERR_OPERATION_INVALID, "Requested operation is not valid: another backup job is already running")
@@ -81,6 +91,9 @@ fn errors_in_libvirts_order() {
         err(begin(tls, None, &empty)).1,
         "Requested operation is not valid: backup TLS directory not configured"
     );
+    let configured = BeginContext { tls_configured: true, ..context(&dom, &empty, false, 1) };
+    let accepted = prepare_begin(&configured, 0, tls, None).unwrap();
+    assert_eq!(accepted.def.server.unwrap().tls, Some(true));
     let none =
         "<domainbackup><disks><disk name='vda' backup='no'/><disk name='vdb' backup='no'/></disks></domainbackup>";
     assert_eq!(

@@ -57,6 +57,9 @@ pub(crate) struct Intent {
     pub exports: Vec<String>,
     /// The engine's NBD server was started.
     pub nbd_server: bool,
+    /// Objects added (the server's TLS credentials).
+    #[serde(default)]
+    pub objects: Vec<String>,
     /// Files created for the operation.
     pub files: Vec<OwnedFile>,
     /// Unix sockets the operation listens on.
@@ -370,6 +373,7 @@ impl QemuDriver {
             && intent.bitmaps.is_empty()
             && intent.jobs.is_empty()
             && intent.exports.is_empty()
+            && intent.objects.is_empty()
             && !intent.nbd_server;
         if nothing {
             return true;
@@ -399,6 +403,9 @@ impl QemuDriver {
         }
         if intent.nbd_server {
             let _ = commands::stop_nbd_server(monitor);
+        }
+        for id in &intent.objects {
+            let _ = commands::remove_object(monitor, id);
         }
         for id in &intent.jobs {
             let _ = commands::cancel_job(monitor, id);

@@ -18,6 +18,7 @@
 
 mod backup;
 mod checkpoint;
+mod config;
 mod domain;
 mod intent;
 mod state;

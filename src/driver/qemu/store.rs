@@ -190,6 +190,12 @@ impl Layout {
         self.definitions().join(format!("{domain}.xml"))
     }
 
+    /// The driver's settings, `DIR/etc/qemu.conf`: where an embedded libvirt reads its
+    /// root's.
+    pub fn settings_file(&self) -> PathBuf {
+        self.root.join("etc/qemu.conf")
+    }
+
     fn autostart_dir(&self) -> PathBuf {
         self.definitions().join("autostart")
     }

@@ -62,6 +62,9 @@ pub(crate) struct ActiveJob {
     /// A pull backup: the engine's NBD server was started for it, on the requested
     /// address.
     pub nbd_server: bool,
+    /// The TLS credentials object the server uses.
+    #[serde(default)]
+    pub tls_object: Option<String>,
     pub disks: Vec<JobDisk>,
     /// How the job ended, recorded before the cleanup that follows: a process that
     /// takes the job over after a death in the middle of it goes on from there.
@@ -325,6 +328,7 @@ mod tests {
             aborting: false,
             engine: JobEngine { qmp: "/r/q".into(), events: None, daemon: Some(9) },
             nbd_server: true,
+            tls_object: Some("vb1-tls".into()),
             disks: vec![JobDisk {
                 target: "vda".into(),
                 source: "/img/a".into(),

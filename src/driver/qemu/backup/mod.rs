@@ -25,6 +25,7 @@ use crate::driver::DomainId;
 use crate::driver::jobs::{self};
 use crate::driver::qemu::backup::job::{ActiveJob, JobDisk, JobEngine, JobFile};
 use crate::driver::qemu::checkpoint::bitmap_disks;
+use crate::driver::qemu::config::{BackupTls, Config};
 use crate::driver::qemu::domain::check_disk_files;
 use crate::driver::qemu::domain::engine_disks;
 use crate::driver::qemu::intent::{self, CheckpointStep, DaemonRecord, DoneWhen, Intent, Journal, OwnedFile};
@@ -117,6 +118,16 @@ pub(crate) fn restrict_socket(path: &Path) -> Result<()> {
     daemon::restrict(path).map_err(|e| Error::system(FROM, format!("cannot restrict '{}'", path.display()), &e))
 }
 
+/// What a backup begin was asked for, once checked.
+pub(crate) struct Plan<'a> {
+    pub begin: jobs::Begin,
+    pub flags: u32,
+    pub started_ms: u64,
+    pub disks: &'a [EngineDisk],
+    /// The credentials of a pull backup over TLS.
+    pub tls: Option<BackupTls>,
+}
+
 impl QemuDriver {
     pub(crate) fn start_job(
         &self,
@@ -130,17 +141,21 @@ impl QemuDriver {
         let at = inner.position(dom)?;
         let domain = &inner.domains[at];
         let dom_def = domain.def().clone();
-        let begin = jobs::prepare_begin(
-            FROM,
-            "qemuBackupBegin",
-            flags,
-            backup_xml,
-            checkpoint_xml,
-            &dom_def,
-            &domain.checkpoints,
-            domain.jobs.active.is_some(),
-            now_seconds(),
-        )?;
+        // A TLS folder that is configured but broken counts as configured: its error
+        // comes when TLS is used.
+        let tls = Config::load(layout)?.backup_tls();
+        let context = jobs::BeginContext {
+            from: FROM,
+            api: "qemuBackupBegin",
+            domain: &dom_def,
+            checkpoints: &domain.checkpoints,
+            busy: domain.jobs.active.is_some(),
+            now: now_seconds(),
+            tls_configured: !matches!(tls, Ok(None)),
+        };
+        let begin = jobs::prepare_begin(&context, flags, backup_xml, checkpoint_xml)?;
+        let wants_tls = begin.def.server.as_ref().is_some_and(|s| s.tls == Some(true));
+        let tls = if begin.def.mode == BackupMode::Pull && wants_tls { tls? } else { None };
         if let Some(checkpoint) = &begin.checkpoint {
             store::check_file_name("checkpoint", &checkpoint.def.name)?;
             self.check_new_checkpoint(&dom_def, &checkpoint.def)?;
@@ -173,7 +188,8 @@ impl QemuDriver {
         intent.checkpoint = begin.checkpoint.as_ref().map(|c| CheckpointStep::Create { name: c.def.name.clone() });
         let mut journal = Journal::begin(layout, intent)?;
         let mut session = None;
-        let result = self.begin_steps(inner, layout, at, begin, flags, started_ms, &disks, &mut journal, &mut session);
+        let plan = Plan { begin, flags, started_ms, disks: &disks, tls };
+        let result = self.begin_steps(inner, layout, at, plan, &mut journal, &mut session);
         // Done or not, what the steps left is settled: undone when the job is not
         // recorded; when it is, only the placeholders of its files go.
         let settled = self.settle(inner, journal, session);
@@ -184,19 +200,16 @@ impl QemuDriver {
     }
 
     /// The steps of a backup begin, each recorded in the journal before it runs.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn begin_steps(
         &self,
         inner: &mut Inner,
         layout: &Layout,
         at: usize,
-        begin: jobs::Begin,
-        flags: u32,
-        started_ms: u64,
-        disks: &[EngineDisk],
+        plan: Plan<'_>,
         journal: &mut Journal,
         session_slot: &mut Option<Session>,
     ) -> Result<ActiveJob> {
+        let Plan { begin, flags, started_ms, disks, tls } = plan;
         let domain = &inner.domains[at];
         let dom_def = domain.def().clone();
         let mut def = begin.def;
@@ -248,7 +261,7 @@ impl QemuDriver {
         let checkpoint_def = begin.checkpoint.as_ref().map(|c| c.def.clone());
         let mut job_disks =
             self.prepare_disks(session, journal, &mut def, &dom_def, checkpoint_def.as_ref(), reuse, &op)?;
-        let nbd_server = self.export_views(session, journal, &def, &mut job_disks)?;
+        let (nbd_server, tls_object) = self.export_views(session, journal, &def, &mut job_disks, tls.as_ref())?;
 
         // The copies run: record the checkpoint, then the job, which completes the begin.
         let domain = &mut inner.domains[at];
@@ -266,6 +279,7 @@ impl QemuDriver {
             aborting: false,
             engine: engine.clone(),
             nbd_server,
+            tls_object,
             disks: job_disks,
             finishing: None,
         };
@@ -456,24 +470,28 @@ impl QemuDriver {
     /// Pull mode: exports each scratch image (the disk as it was at the start) under its
     /// export name, with its bitmap, from the engine's own NBD server started on the
     /// requested address (the engine serves its disks to writers otherwise, so the
-    /// server is free). A unix socket is made for its owner only (mode 0600), whatever
-    /// the umask. Returns whether it started the server.
+    /// server is free), with TLS when `tls` is given. A unix socket is made for its
+    /// owner only (mode 0600), whatever the umask. Returns whether it started the
+    /// server, and the id of the TLS credentials it added.
     pub(crate) fn export_views(
         &self,
         session: &mut Session,
         journal: &mut Journal,
         def: &BackupDef,
         job_disks: &mut [JobDisk],
-    ) -> Result<bool> {
+        tls: Option<&BackupTls>,
+    ) -> Result<(bool, Option<String>)> {
         if def.mode != BackupMode::Pull {
-            return Ok(false);
+            return Ok((false, None));
         }
         let address = listen_address(def)?;
         let op = journal.intent.op.clone();
         let ids: Vec<String> = (0..job_disks.len()).map(|i| format!("vb{op}-e{i}")).collect();
+        let tls_id = tls.map(|_| format!("vb{op}-tls"));
         journal.record(|i| {
             i.exports.extend(ids.iter().cloned());
             i.nbd_server = true;
+            i.objects.extend(tls_id.clone());
             if let NbdAddress::Unix(path) = &address {
                 i.sockets.push(path.clone());
             }
@@ -481,7 +499,10 @@ impl QemuDriver {
         if let NbdAddress::Unix(path) = &address {
             prepare_socket_path(path)?;
         }
-        session.start_nbd_server(&address)?;
+        if let (Some(tls), Some(id)) = (tls, &tls_id) {
+            session.add_tls_credentials(id, &tls.dir, tls.verify)?;
+        }
+        session.start_nbd_server(&address, tls_id.as_deref())?;
         if let NbdAddress::Unix(path) = &address {
             restrict_socket(path)?;
         }
@@ -492,7 +513,7 @@ impl QemuDriver {
             session.export(&id, &disk.format_node, &name, bitmap)?;
             disk.export_id = Some(id);
         }
-        Ok(true)
+        Ok((true, tls_id))
     }
 }
 

@@ -208,6 +208,9 @@ impl QemuDriver {
                 if job.nbd_server {
                     session.stop_nbd_server();
                 }
+                if let Some(id) = &job.tls_object {
+                    session.remove_object(id);
+                }
                 for disk in &job.disks {
                     session.close_store(&job.store_of(disk));
                     if let Some((node, name)) = disk.bitmap.as_ref().filter(|(node, _)| *node == disk.node) {
