@@ -656,3 +656,45 @@ fn running_domain_offers_its_disks_over_vhost_user_blk() {
     assert_eq!(err.code, Code::VIR_ERR_CONFIG_UNSUPPORTED, "{err:?}");
     assert!(err.message.contains("disk interface 'nbd' is not supported"), "{err:?}");
 }
+
+/// Run by `an_older_qemu_is_refused_naming_the_minimum` with a daemon that says it is
+/// QEMU 6.2.
+#[test]
+#[ignore = "run as a child process by other tests"]
+fn child_starts_and_checkpoints() {
+    let driver = driver::open(&std::env::var("VB_CHILD_URI").unwrap(), 0).unwrap();
+    let dom = driver.domain_lookup_by_name("old").unwrap();
+    for (what, result) in [
+        ("start", driver.domain_create(&dom, 0).map(drop)),
+        ("checkpoint", driver.checkpoint_create_xml(&dom, &checkpoint_xml("c1"), 0).map(drop)),
+    ] {
+        match result {
+            Ok(()) => println!("{what}: ok"),
+            Err(e) => println!("{what}: code={} {}", e.code as i32, e.message),
+        }
+    }
+}
+
+#[test]
+fn an_older_qemu_is_refused_naming_the_minimum() {
+    let fixture = Fixture::new();
+    define_three_disks(&fixture, open(&fixture).as_ref(), "old");
+    let fake = fixture.image("qemu-storage-daemon");
+    std::fs::write(&fake, "#!/bin/sh\necho 'qemu-storage-daemon version 6.2.0 (Debian 1:6.2+dfsg-2)'\nexit 1\n")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_starts_and_checkpoints", "--ignored", "--nocapture"])
+        .env("VB_CHILD_URI", fixture.uri())
+        .env("VIRBACKUP_QSD", &fake)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let why = format!("{} is QEMU 6.2.0, older than 7.2, the oldest virbackup works with", fake.display());
+    for what in ["start", "checkpoint"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("{what}: "))).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains(&why), "{line}");
+        assert!(line.contains(&format!("code={}", Code::VIR_ERR_OPERATION_FAILED as i32)), "{line}");
+    }
+}

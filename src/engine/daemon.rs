@@ -143,9 +143,38 @@ pub fn arguments(config: &DaemonConfig<'_>) -> Vec<String> {
     args
 }
 
+/// The oldest daemon virbackup works with: QEMU 7.2, Debian 12's own.
+pub const MIN_VERSION: u64 = 7_002_000;
+
+/// Refuses a daemon older than [`MIN_VERSION`], asking each binary once per process.
+fn check_version() -> Result<(), String> {
+    static CHECKED: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashMap<PathBuf, Result<(), String>>>> =
+        std::sync::LazyLock::new(Default::default);
+    let program = binary();
+    if let Some(verdict) = CHECKED.lock().get(&program) {
+        return verdict.clone();
+    }
+    let verdict = match super::version() {
+        Ok(v) if v >= MIN_VERSION => Ok(()),
+        Ok(v) => Err(format!(
+            "{} is QEMU {}.{}.{}, older than {}.{}, the oldest virbackup works with",
+            program.display(),
+            v / 1_000_000,
+            v / 1_000 % 1_000,
+            v % 1_000,
+            MIN_VERSION / 1_000_000,
+            MIN_VERSION / 1_000 % 1_000
+        )),
+        Err(e) => Err(e.message),
+    };
+    CHECKED.lock().insert(program, verdict.clone());
+    verdict
+}
+
 /// Starts a daemon and returns its pid once it is ready. On failure, the daemon's own
 /// explanation (its stderr) is returned.
 pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
+    check_version()?;
     let _ = std::fs::remove_file(config.qmp);
     let _ = std::fs::remove_file(config.pidfile);
     if let Some(events) = config.events {
