@@ -101,9 +101,17 @@ impl Session {
         let result = (|| {
             if let Creation::New { size, backing } = &store.creation {
                 let mut options = json!({"driver": store.format, "file": store.file_node, "size": size});
-                if let Some((path, format)) = backing.as_ref().filter(|_| store.format == "qcow2") {
-                    options["backing-file"] = json!(path);
-                    options["backing-fmt"] = json!(format);
+                match backing.as_ref().filter(|_| store.format == "qcow2") {
+                    Some((path, format)) => {
+                        options["backing-file"] = json!(path);
+                        options["backing-fmt"] = json!(format);
+                    }
+                    // A full copy's target gets all its metadata up front: the file has
+                    // its final size (sparse) from the start, so the copy's writes never
+                    // extend it, which the file system serialises. (QEMU refuses
+                    // preallocation with a backing file.)
+                    None if store.format == "qcow2" => options["preallocation"] = json!("metadata"),
+                    None => {}
                 }
                 let job_id = store.create_job_id();
                 self.run_job("blockdev-create", json!({"job-id": job_id, "options": options}), &job_id)?;

@@ -147,13 +147,14 @@ pub enum Action {
         sources: Vec<(String, String)>,
     },
     /// A `blockdev-backup` job copying `device` into `target`, at most `speed` bytes
-    /// per second when given.
+    /// per second when given, with at most `workers` requests in flight when given.
     Backup {
         job_id: String,
         device: String,
         target: String,
         sync: Sync,
         speed: Option<u64>,
+        workers: Option<u32>,
     },
 }
 
@@ -177,7 +178,7 @@ impl Action {
                 let bitmaps: Vec<Value> = sources.iter().map(|(n, b)| json!({"node": n, "name": b})).collect();
                 json!({"type": "block-dirty-bitmap-merge", "data": {"node": node, "target": target, "bitmaps": bitmaps}})
             }
-            Action::Backup { job_id, device, target, sync, speed } => {
+            Action::Backup { job_id, device, target, sync, speed, workers } => {
                 let mut data = json!({
                     "job-id": job_id,
                     "device": device,
@@ -196,19 +197,43 @@ impl Action {
                 if let Some(speed) = speed {
                     data["speed"] = json!(speed);
                 }
+                if let Some(workers) = workers {
+                    // QEMU marks x-perf unstable: one that does not know it gets the
+                    // action without it (see `transaction`).
+                    data["x-perf"] = json!({"max-workers": workers});
+                }
                 json!({"type": "blockdev-backup", "data": data})
             }
         }
     }
 }
 
-/// Runs actions atomically; nothing happens if one fails.
+/// Runs actions atomically; nothing happens if one fails. A QEMU that does not know
+/// the copies' tuning (`x-perf`) runs them without it.
 pub fn transaction(qmp: &mut Qmp, actions: &[Action]) -> Result<(), QmpError> {
     if actions.is_empty() {
         return Ok(());
     }
-    let actions: Vec<Value> = actions.iter().map(Action::to_qmp).collect();
-    qmp.execute("transaction", Some(json!({ "actions": actions }))).map(drop)
+    let run = |qmp: &mut Qmp, actions: &[Action]| {
+        let actions: Vec<Value> = actions.iter().map(Action::to_qmp).collect();
+        qmp.execute("transaction", Some(json!({ "actions": actions }))).map(drop)
+    };
+    match run(qmp, actions) {
+        Err(QmpError::Command { desc, .. }) if desc.contains("x-perf") => {
+            let untuned: Vec<Action> = actions
+                .iter()
+                .cloned()
+                .map(|mut action| {
+                    if let Action::Backup { workers, .. } = &mut action {
+                        *workers = None;
+                    }
+                    action
+                })
+                .collect();
+            run(qmp, &untuned)
+        }
+        other => other,
+    }
 }
 
 // The commands that take out what an operation added. Each fails harmlessly when the
@@ -325,6 +350,7 @@ mod tests {
             target: "t".into(),
             sync: Sync::Incremental { bitmap: "backup-vda".into() },
             speed: Some(5),
+            workers: Some(8),
         }
         .to_qmp();
         assert_eq!(inc["data"]["speed"], 5);
@@ -333,15 +359,49 @@ mod tests {
             (Some("incremental"), Some("backup-vda"))
         );
         assert_eq!(inc["data"]["auto-dismiss"], false);
+        assert_eq!(inc["data"]["x-perf"], json!({"max-workers": 8}));
         let fleece = Action::Backup {
             job_id: "j".into(),
             device: "d".into(),
             target: "t".into(),
             sync: Sync::None,
             speed: None,
+            workers: None,
         }
         .to_qmp();
-        assert!(fleece["data"].get("speed").is_none());
+        assert!(fleece["data"].get("speed").is_none() && fleece["data"].get("x-perf").is_none());
         assert_eq!(fleece["data"]["sync"], "none");
+    }
+
+    #[test]
+    fn a_qemu_without_copy_tuning_gets_the_copies_without_it() {
+        use super::super::qmp::fake::{greet_and_negotiate, read_request, serve};
+        use std::io::Write;
+        let (_dir, path) = serve(|stream| {
+            let mut reader = greet_and_negotiate(&stream);
+            let mut out = stream.try_clone().unwrap();
+            let first = read_request(&mut reader);
+            assert_eq!(first["arguments"]["actions"][1]["data"]["x-perf"], json!({"max-workers": 8}));
+            let refusal = r#"{"class": "GenericError", "desc": "Parameter 'x-perf' is unexpected"}"#;
+            writeln!(out, r#"{{"error": {refusal}, "id": {}}}"#, first["id"]).unwrap();
+            let second = read_request(&mut reader);
+            let actions = &second["arguments"]["actions"];
+            assert!(actions[1]["data"].get("x-perf").is_none(), "{second}");
+            assert_eq!(actions[0]["type"], "block-dirty-bitmap-add", "the other actions stay");
+            writeln!(out, r#"{{"return": {{}}, "id": {}}}"#, second["id"]).unwrap();
+        });
+        let mut qmp = Qmp::connect(&path, std::time::Duration::from_secs(5)).unwrap();
+        let actions = [
+            Action::AddBitmap { node: "n".into(), name: "c1".into() },
+            Action::Backup {
+                job_id: "j".into(),
+                device: "n".into(),
+                target: "t".into(),
+                sync: Sync::Full,
+                speed: None,
+                workers: Some(8),
+            },
+        ];
+        transaction(&mut qmp, &actions).unwrap();
     }
 }

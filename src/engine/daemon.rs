@@ -171,6 +171,12 @@ fn check_version() -> Result<(), String> {
     verdict
 }
 
+/// glibc settings for the daemon, unless the caller sets its own: QEMU allocates a
+/// bounce buffer per request of a block job, and above glibc's default mmap threshold
+/// each one is an mmap and munmap with fresh page faults. Serving them from the heap
+/// made full backups about 20 % faster here (bench/speed.py --only where).
+const MALLOC_TUNABLES: &str = "glibc.malloc.mmap_threshold=8388608:glibc.malloc.trim_threshold=268435456";
+
 /// Starts a daemon and returns its pid once it is ready. On failure, the daemon's own
 /// explanation (its stderr) is returned.
 pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
@@ -193,10 +199,12 @@ pub fn start(config: &DaemonConfig<'_>) -> Result<u32, String> {
                 .map_err(|e| format!("cannot create {}: {e}", export.path.display()))?;
         }
     }
-    let output = Command::new(binary())
-        .args(arguments(config))
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
+    let mut command = Command::new(binary());
+    command.args(arguments(config));
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        command.env("GLIBC_TUNABLES", MALLOC_TUNABLES);
+    }
+    let output = command.output().map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(if text.is_empty() {

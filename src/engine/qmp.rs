@@ -250,15 +250,17 @@ impl Qmp {
     }
 }
 
+/// A scripted QMP server, for the tests of the code that talks to QEMU.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Read;
-    use std::os::unix::net::UnixListener;
+pub(crate) mod fake {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
     use std::thread;
 
+    use serde_json::Value;
+
     /// A fake QMP server running `script` on the accepted connection.
-    fn serve(script: impl FnOnce(UnixStream) + Send + 'static) -> (tempfile::TempDir, std::path::PathBuf) {
+    pub(crate) fn serve(script: impl FnOnce(UnixStream) + Send + 'static) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("qmp.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -269,13 +271,13 @@ mod tests {
         (dir, path)
     }
 
-    fn read_request(reader: &mut BufReader<UnixStream>) -> Value {
+    pub(crate) fn read_request(reader: &mut BufReader<UnixStream>) -> Value {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         serde_json::from_str(&line).unwrap()
     }
 
-    fn greet_and_negotiate(stream: &UnixStream) -> BufReader<UnixStream> {
+    pub(crate) fn greet_and_negotiate(stream: &UnixStream) -> BufReader<UnixStream> {
         let mut out = stream.try_clone().unwrap();
         writeln!(out, r#"{{"QMP": {{"version": {{}}, "capabilities": []}}}}"#).unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -284,6 +286,14 @@ mod tests {
         writeln!(out, r#"{{"return": {{}}, "id": {}}}"#, req["id"]).unwrap();
         reader
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{greet_and_negotiate, read_request, serve};
+    use super::*;
+    use std::io::Read;
+    use std::thread;
 
     #[test]
     fn commands_events_and_errors() {
