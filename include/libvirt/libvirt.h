@@ -548,21 +548,56 @@ typedef enum virDomainXMLFlags {
 } virDomainXMLFlags;
 
 /**
- * `virDomainSnapshotListFlags`.
+ * Flags for `virDomainSnapshotNum()`, `virDomainSnapshotListNames()`,
+ * `virDomainListAllSnapshots()` and their children variants. Bit 0 is `ROOTS` when
+ * listing a domain and `DESCENDANTS` when listing children.
  *
  * Since: 0.9.5
  */
 typedef enum virDomainSnapshotListFlags {
-  VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS = (1 << 0),
+  /**
+   * With a domain: only snapshots without a parent.
+   */
+  VIR_DOMAIN_SNAPSHOT_LIST_ROOTS = (1 << 0),
+  /**
+   * Only snapshots with metadata (every snapshot listed has it).
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_METADATA = (1 << 1),
+  /**
+   * Only snapshots without children.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_LEAVES = (1 << 2),
+  /**
+   * Only snapshots with children.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES = (1 << 3),
+  /**
+   * Only snapshots without metadata.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA = (1 << 4),
+  /**
+   * Only snapshots of a shut-off domain.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE = (1 << 5),
+  /**
+   * Only snapshots of a running or paused domain (with memory state).
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE = (1 << 6),
+  /**
+   * Only disk-only snapshots of a running domain.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY = (1 << 7),
+  /**
+   * Only snapshots kept inside the images.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL = (1 << 8),
+  /**
+   * Only snapshots with external files.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL = (1 << 9),
+  /**
+   * Parents before children.
+   */
   VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL = (1 << 10),
 } virDomainSnapshotListFlags;
 
@@ -2344,47 +2379,6 @@ typedef enum virDomainSetUserPasswordFlags {
 } virDomainSetUserPasswordFlags;
 
 /**
- * `virDomainSnapshotCreateFlags`.
- *
- * Since: 0.9.5
- */
-typedef enum virDomainSnapshotCreateFlags {
-  VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE = (1 << 0),
-  VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT = (1 << 1),
-  VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA = (1 << 2),
-  VIR_DOMAIN_SNAPSHOT_CREATE_HALT = (1 << 3),
-  VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY = (1 << 4),
-  VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT = (1 << 5),
-  VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE = (1 << 6),
-  VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC = (1 << 7),
-  VIR_DOMAIN_SNAPSHOT_CREATE_LIVE = (1 << 8),
-  VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE = (1 << 9),
-} virDomainSnapshotCreateFlags;
-
-/**
- * `virDomainSnapshotDeleteFlags`.
- *
- * Since: 0.8.0
- */
-typedef enum virDomainSnapshotDeleteFlags {
-  VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN = (1 << 0),
-  VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY = (1 << 1),
-  VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY = (1 << 2),
-} virDomainSnapshotDeleteFlags;
-
-/**
- * `virDomainSnapshotRevertFlags`.
- *
- * Since: 0.9.5
- */
-typedef enum virDomainSnapshotRevertFlags {
-  VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING = (1 << 0),
-  VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED = (1 << 1),
-  VIR_DOMAIN_SNAPSHOT_REVERT_FORCE = (1 << 2),
-  VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM = (1 << 3),
-} virDomainSnapshotRevertFlags;
-
-/**
  * `virDomainStatsTypes`.
  *
  * Since: 1.2.8
@@ -3021,7 +3015,12 @@ typedef struct _virDomain _virDomain;
 typedef struct _virDomainCheckpoint _virDomainCheckpoint;
 
 /**
- * `virDomainSnapshot`.
+ * An opaque handle naming one snapshot of a domain.
+ *
+ * Handles are thin, as checkpoint handles are: the snapshot's name and a reference on
+ * its domain. A handle outlives the snapshot it names: its name stays readable, and other
+ * calls fail with `VIR_ERR_NO_DOMAIN_SNAPSHOT`. Reference counted with
+ * `virDomainSnapshotRef()` / `virDomainSnapshotFree()`.
  *
  * Since: 0.8.0
  */
@@ -3860,16 +3859,6 @@ typedef struct _virDomainInterfaceStats virDomainInterfaceStatsStruct;
 typedef virDomainInterfaceStatsStruct *virDomainInterfaceStatsPtr;
 
 /**
- * `virDomainSnapshot`.
- */
-typedef struct _virDomainSnapshot virDomainSnapshot;
-
-/**
- * `virDomainSnapshotPtr`.
- */
-typedef virDomainSnapshot *virDomainSnapshotPtr;
-
-/**
  * `virStream`.
  */
 typedef struct _virStream virStream;
@@ -4173,6 +4162,16 @@ typedef struct _virDomainBlockJobInfo virDomainBlockJobInfo;
  * A pointer to block job progress.
  */
 typedef virDomainBlockJobInfo *virDomainBlockJobInfoPtr;
+
+/**
+ * A snapshot object.
+ */
+typedef struct _virDomainSnapshot virDomainSnapshot;
+
+/**
+ * A pointer to a snapshot object.
+ */
+typedef virDomainSnapshot *virDomainSnapshotPtr;
 
 /**
  * The callback of `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED`: the job's final statistics, as
@@ -4726,11 +4725,6 @@ typedef void (*virConnectStoragePoolEventLifecycleCallback)(virConnectPtr conn,
 #define VIR_DOMAIN_SAVE_IMAGE_XML_SECURE VIR_DOMAIN_XML_SECURE
 
 /**
- * `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS`.
- */
-#define VIR_DOMAIN_SNAPSHOT_LIST_ROOTS VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS
-
-/**
  * `VIR_DOMAIN_SNAPSHOT_XML_SECURE`.
  */
 #define VIR_DOMAIN_SNAPSHOT_XML_SECURE VIR_DOMAIN_XML_SECURE
@@ -4809,6 +4803,14 @@ typedef void (*virConnectStoragePoolEventLifecycleCallback)(virConnectPtr conn,
  * `VIR_DOMAIN_SCHED_FIELD_ULLONG`.
  */
 #define VIR_DOMAIN_SCHED_FIELD_ULLONG VIR_TYPED_PARAM_ULLONG
+
+/**
+ * With a starting snapshot: all descendants, not just children. The same bit as
+ * `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS`.
+ *
+ * Since: 0.9.7
+ */
+#define VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS VIR_DOMAIN_SNAPSHOT_LIST_ROOTS
 
 #ifdef __cplusplus
 extern "C" {
@@ -7099,17 +7101,6 @@ int virDomainGetVcpusFlags(virDomainPtr domain, unsigned int flags);
  *
  * Since: 0.8.0
  */
-int virDomainHasCurrentSnapshot(virDomainPtr domain, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
 int virDomainHasManagedSaveImage(virDomainPtr dom, unsigned int flags);
 
 /**
@@ -7161,19 +7152,6 @@ int virDomainInterfaceStats(virDomainPtr dom,
  * Since: 0.8.6
  */
 int virDomainIsUpdated(virDomainPtr dom);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.13
- */
-int virDomainListAllSnapshots(virDomainPtr domain,
-                              virDomainSnapshotPtr **snaps,
-                              unsigned int flags);
 
 /**
  * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
@@ -7645,17 +7623,6 @@ int virDomainResume(virDomainPtr domain);
  * # Safety
  * The arguments must be what libvirt's prototype promises.
  *
- * Since: 0.8.0
- */
-int virDomainRevertToSnapshot(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
  * Since: 0.0.3
  */
 int virDomainSave(virDomainPtr domain, const char *to);
@@ -8053,213 +8020,6 @@ int virDomainSetVcpus(virDomainPtr domain, unsigned int nvcpus);
  * Since: 0.8.5
  */
 int virDomainSetVcpusFlags(virDomainPtr domain, unsigned int nvcpus, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-virDomainSnapshotPtr virDomainSnapshotCreateXML(virDomainPtr domain,
-                                                const char *xmlDesc,
-                                                unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-virDomainSnapshotPtr virDomainSnapshotCurrent(virDomainPtr domain, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-int virDomainSnapshotDelete(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Drops one reference to the handle. Returns 0, or -1 for an
- * invalid handle.
- *
- * # Safety
- * `snapshot` must be NULL or a handle of this kind the caller owns a reference on.
- *
- * Since: 0.8.0
- */
-int virDomainSnapshotFree(virDomainSnapshotPtr snapshot);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.5
- */
-virConnectPtr virDomainSnapshotGetConnect(virDomainSnapshotPtr snapshot);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.5
- */
-virDomainPtr virDomainSnapshotGetDomain(virDomainSnapshotPtr snapshot);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.5
- */
-const char *virDomainSnapshotGetName(virDomainSnapshotPtr snapshot);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.7
- */
-virDomainSnapshotPtr virDomainSnapshotGetParent(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-char *virDomainSnapshotGetXMLDesc(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.13
- */
-int virDomainSnapshotHasMetadata(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.13
- */
-int virDomainSnapshotIsCurrent(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.13
- */
-int virDomainSnapshotListAllChildren(virDomainSnapshotPtr snapshot,
-                                     virDomainSnapshotPtr **snaps,
-                                     unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.7
- */
-int virDomainSnapshotListChildrenNames(virDomainSnapshotPtr snapshot,
-                                       char **names,
-                                       int nameslen,
-                                       unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-int virDomainSnapshotListNames(virDomainPtr domain, char **names, int nameslen, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-virDomainSnapshotPtr virDomainSnapshotLookupByName(virDomainPtr domain,
-                                                   const char *name,
-                                                   unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.8.0
- */
-int virDomainSnapshotNum(virDomainPtr domain, unsigned int flags);
-
-/**
- * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
- * arguments pass.
- *
- * # Safety
- * The arguments must be what libvirt's prototype promises.
- *
- * Since: 0.9.7
- */
-int virDomainSnapshotNumChildren(virDomainSnapshotPtr snapshot, unsigned int flags);
-
-/**
- * Adds a reference to the handle; each reference needs its own `*Free()`. Returns 0, or -1 for an
- * invalid handle.
- *
- * # Safety
- * `snapshot` must be NULL or a handle of this kind.
- *
- * Since: 0.9.13
- */
-int virDomainSnapshotRef(virDomainSnapshotPtr snapshot);
 
 /**
  * Not supported: fails with `VIR_ERR_NO_SUPPORT` once libvirt's checks of the
@@ -10492,6 +10252,244 @@ int virDomainBlockJobAbort(virDomainPtr dom, const char *disk, unsigned int flag
  * Since: 0.7.2
  */
 virStreamPtr virStreamNew(virConnectPtr conn, unsigned int flags);
+
+/**
+ * Creates a snapshot from `<domainsnapshot>` XML (`virDomainSnapshotCreateFlags`), or
+ * with `REDEFINE` restores the metadata of one. Returns a new handle (release with
+ * `virDomainSnapshotFree()`), or NULL.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `xmlDesc` NULL or a NUL-terminated string.
+ *
+ * Since: 0.8.0
+ */
+virDomainSnapshotPtr virDomainSnapshotCreateXML(virDomainPtr domain,
+                                                const char *xmlDesc,
+                                                unsigned int flags);
+
+/**
+ * Returns the snapshot's XML (`VIR_DOMAIN_SNAPSHOT_XML_SECURE`); the caller frees it
+ * with `free()`. `SECURE` is refused on read-only connections.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.8.0
+ */
+char *virDomainSnapshotGetXMLDesc(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * Counts a domain's snapshots (`virDomainSnapshotListFlags`).
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.8.0
+ */
+int virDomainSnapshotNum(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Writes the names of up to `nameslen` of a domain's snapshots into `names` (each freed
+ * by the caller with `free()`); returns how many.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `names` NULL or `nameslen` writable slots.
+ *
+ * Since: 0.8.0
+ */
+int virDomainSnapshotListNames(virDomainPtr domain, char **names, int nameslen, unsigned int flags);
+
+/**
+ * Lists a domain's snapshots (`virDomainSnapshotListFlags`). With a non-NULL `snaps`,
+ * stores a `malloc()` array of new handles with a NULL after the last (free each with
+ * `virDomainSnapshotFree()`, then the array with `free()`); `*snaps` is NULL on
+ * failure. Returns the count or -1.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `snaps` NULL or writable.
+ *
+ * Since: 0.9.13
+ */
+int virDomainListAllSnapshots(virDomainPtr domain,
+                              virDomainSnapshotPtr **snaps,
+                              unsigned int flags);
+
+/**
+ * Counts a snapshot's children, or with `DESCENDANTS` all its descendants.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.7
+ */
+int virDomainSnapshotNumChildren(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * Writes the names of up to `nameslen` of a snapshot's children (or descendants) into
+ * `names`; returns how many.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle; `names` NULL or `nameslen` writable slots.
+ *
+ * Since: 0.9.7
+ */
+int virDomainSnapshotListChildrenNames(virDomainSnapshotPtr snapshot,
+                                       char **names,
+                                       int nameslen,
+                                       unsigned int flags);
+
+/**
+ * Lists a snapshot's children, or with `DESCENDANTS` all its descendants; otherwise as
+ * `virDomainListAllSnapshots()`.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle; `snaps` NULL or writable.
+ *
+ * Since: 0.9.13
+ */
+int virDomainSnapshotListAllChildren(virDomainSnapshotPtr snapshot,
+                                     virDomainSnapshotPtr **snaps,
+                                     unsigned int flags);
+
+/**
+ * Looks up a snapshot by name (`flags` must be 0). Returns a new handle, or NULL with
+ * `VIR_ERR_NO_DOMAIN_SNAPSHOT`.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle; `name` NULL or a NUL-terminated string.
+ *
+ * Since: 0.8.0
+ */
+virDomainSnapshotPtr virDomainSnapshotLookupByName(virDomainPtr domain,
+                                                   const char *name,
+                                                   unsigned int flags);
+
+/**
+ * 1 when the domain has a current snapshot, 0 when not (`flags` must be 0).
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.8.0
+ */
+int virDomainHasCurrentSnapshot(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Returns a new handle for the domain's current snapshot (`flags` must be 0), or NULL
+ * with `VIR_ERR_NO_DOMAIN_SNAPSHOT` when there is none.
+ *
+ * # Safety
+ * `domain` must be NULL or a domain handle.
+ *
+ * Since: 0.8.0
+ */
+virDomainSnapshotPtr virDomainSnapshotCurrent(virDomainPtr domain, unsigned int flags);
+
+/**
+ * Returns a new handle for the snapshot's parent (`flags` must be 0). A root fails with
+ * `VIR_ERR_NO_DOMAIN_SNAPSHOT`.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.7
+ */
+virDomainSnapshotPtr virDomainSnapshotGetParent(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * 1 when the snapshot is its domain's current one, 0 when not (`flags` must be 0).
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.13
+ */
+int virDomainSnapshotIsCurrent(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * 1 when the snapshot has metadata that `virDomainSnapshotDelete()` with
+ * `METADATA_ONLY` would remove, 0 when not (`flags` must be 0).
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.13
+ */
+int virDomainSnapshotHasMetadata(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * Reverts the domain to the snapshot (`virDomainSnapshotRevertFlags`: RUNNING and PAUSED
+ * choose the state afterwards, FORCE allows risky reverts). Returns 0 or -1.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.8.0
+ */
+int virDomainRevertToSnapshot(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * Deletes a snapshot (`virDomainSnapshotDeleteFlags`). Its children move to its parent;
+ * `CHILDREN` also deletes its descendants, `CHILDREN_ONLY` only them; `METADATA_ONLY`
+ * keeps the data in the images. The handle stays valid. Returns 0 or -1.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.8.0
+ */
+int virDomainSnapshotDelete(virDomainSnapshotPtr snapshot, unsigned int flags);
+
+/**
+ * Adds a reference to a snapshot handle. Returns 0 or -1.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.13
+ */
+int virDomainSnapshotRef(virDomainSnapshotPtr snapshot);
+
+/**
+ * Drops one reference on a snapshot handle (not on the snapshot). NULL is an error, as
+ * in libvirt. Returns 0 or -1.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle the caller owns a reference on.
+ *
+ * Since: 0.8.0
+ */
+int virDomainSnapshotFree(virDomainSnapshotPtr snapshot);
+
+/**
+ * Returns the snapshot's name; the string belongs to the handle.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.13
+ */
+const char *virDomainSnapshotGetName(virDomainSnapshotPtr snapshot);
+
+/**
+ * Returns the snapshot's domain, without adding a reference.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.13
+ */
+virDomainPtr virDomainSnapshotGetDomain(virDomainSnapshotPtr snapshot);
+
+/**
+ * Returns the snapshot's connection, without adding a reference.
+ *
+ * # Safety
+ * `snapshot` must be NULL or a snapshot handle.
+ *
+ * Since: 0.9.13
+ */
+virConnectPtr virDomainSnapshotGetConnect(virDomainSnapshotPtr snapshot);
 
 /**
  * Lists the storage pools (handles in a `malloc()` array with a NULL after the last;

@@ -1,5 +1,6 @@
 //! Checkpoint types and flags of libvirt's `libvirt-domain-checkpoint.h`.
 
+use crate::moment::list::delete_flags as moment_delete;
 use crate::moment::list_flags as moment;
 
 /// An opaque handle naming one checkpoint of a domain.
@@ -106,3 +107,17 @@ pub enum virDomainCheckpointDeleteFlags {
     /// Delete the descendants and keep the checkpoint itself.
     VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY = 1 << 2,
 }
+
+// The delete flags are handed to the generic moment list unchanged.
+static_assertions::const_assert_eq!(
+    virDomainCheckpointDeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN as u32,
+    moment_delete::CHILDREN
+);
+static_assertions::const_assert_eq!(
+    virDomainCheckpointDeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY as u32,
+    moment_delete::METADATA_ONLY
+);
+static_assertions::const_assert_eq!(
+    virDomainCheckpointDeleteFlags::VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY as u32,
+    moment_delete::CHILDREN_ONLY
+);

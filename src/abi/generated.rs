@@ -1156,70 +1156,6 @@ pub enum virDomainSetUserPasswordFlags {
     VIR_DOMAIN_PASSWORD_ENCRYPTED = 1 << 0,
 }
 
-/// `virDomainSnapshotCreateFlags`.
-///
-/// Since: 0.9.5
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum virDomainSnapshotCreateFlags {
-    VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE = 1 << 0,
-    VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT = 1 << 1,
-    VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA = 1 << 2,
-    VIR_DOMAIN_SNAPSHOT_CREATE_HALT = 1 << 3,
-    VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY = 1 << 4,
-    VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT = 1 << 5,
-    VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE = 1 << 6,
-    VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC = 1 << 7,
-    VIR_DOMAIN_SNAPSHOT_CREATE_LIVE = 1 << 8,
-    VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE = 1 << 9,
-}
-
-/// `virDomainSnapshotDeleteFlags`.
-///
-/// Since: 0.8.0
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum virDomainSnapshotDeleteFlags {
-    VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN = 1 << 0,
-    VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY = 1 << 1,
-    VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY = 1 << 2,
-}
-
-/// `virDomainSnapshotListFlags`.
-///
-/// Since: 0.9.5
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum virDomainSnapshotListFlags {
-    VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS = 1 << 0,
-    VIR_DOMAIN_SNAPSHOT_LIST_METADATA = 1 << 1,
-    VIR_DOMAIN_SNAPSHOT_LIST_LEAVES = 1 << 2,
-    VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES = 1 << 3,
-    VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA = 1 << 4,
-    VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE = 1 << 5,
-    VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE = 1 << 6,
-    VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY = 1 << 7,
-    VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL = 1 << 8,
-    VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL = 1 << 9,
-    VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL = 1 << 10,
-}
-
-/// `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS`.
-pub const VIR_DOMAIN_SNAPSHOT_LIST_ROOTS: virDomainSnapshotListFlags =
-    virDomainSnapshotListFlags::VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS;
-
-/// `virDomainSnapshotRevertFlags`.
-///
-/// Since: 0.9.5
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum virDomainSnapshotRevertFlags {
-    VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING = 1 << 0,
-    VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED = 1 << 1,
-    VIR_DOMAIN_SNAPSHOT_REVERT_FORCE = 1 << 2,
-    VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM = 1 << 3,
-}
-
 /// `virDomainSnapshotXMLFlags`.
 ///
 /// Since: 5.1.0
@@ -2062,16 +1998,6 @@ pub struct _virDomainMemoryStat {
 /// `virDomainMemoryStatStruct`.
 pub type virDomainMemoryStatStruct = _virDomainMemoryStat;
 
-/// `virDomainSnapshot`.
-///
-/// Since: 0.8.0
-pub struct _virDomainSnapshot {
-    _private: [u8; 0],
-}
-
-/// `virDomainSnapshot`.
-pub type virDomainSnapshot = _virDomainSnapshot;
-
 /// `virDomainStatsRecord`.
 ///
 /// Since: 1.2.8
@@ -2348,9 +2274,6 @@ pub type virDomainInterfaceStatsPtr = *mut virDomainInterfaceStatsStruct;
 
 /// `virDomainMemoryStatPtr`.
 pub type virDomainMemoryStatPtr = *mut virDomainMemoryStatStruct;
-
-/// `virDomainSnapshotPtr`.
-pub type virDomainSnapshotPtr = *mut virDomainSnapshot;
 
 /// `virDomainStatsRecordPtr`.
 pub type virDomainStatsRecordPtr = *mut virDomainStatsRecord;

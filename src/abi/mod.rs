@@ -15,6 +15,7 @@ pub mod event;
 pub mod generated;
 pub mod host;
 pub mod job;
+pub mod snapshot;
 pub mod typedparam;
 
 pub use checkpoint::*;
@@ -24,4 +25,5 @@ pub use event::*;
 pub use generated::*;
 pub use host::*;
 pub use job::*;
+pub use snapshot::*;
 pub use typedparam::*;

@@ -312,7 +312,25 @@ object_kinds! {
 /// What a `virDomainSnapshotPtr` holds: a name and a reference on the domain handle.
 pub struct SnapshotRef {
     pub domain: Arc<DomainHandle>,
-    pub name: CString,
+    pub name: String,
+    /// `virDomainSnapshotGetName()`'s answer.
+    c_name: CString,
+}
+
+/// The handle type of snapshots.
+pub type SnapshotHandle = Handle<SnapshotRef>;
+
+impl SnapshotRef {
+    /// A new handle (one reference) for snapshot `name` of `domain`.
+    pub fn new(domain: Arc<DomainHandle>, name: String) -> Arc<SnapshotHandle> {
+        let c_name = CString::new(name.clone()).unwrap_or_default();
+        Handle::new(SnapshotRef { domain, name, c_name })
+    }
+
+    /// The name as C sees it.
+    pub fn c_name(&self) -> &CStr {
+        &self.c_name
+    }
 }
 
 impl HandleKind for SnapshotRef {
@@ -329,5 +347,6 @@ impl ObjectKind for SnapshotRef {
 
 static_assertions::assert_impl_all!(ConnectHandle: Send, Sync);
 static_assertions::assert_impl_all!(CheckpointHandle: Send, Sync);
+static_assertions::assert_impl_all!(SnapshotHandle: Send, Sync);
 static_assertions::assert_impl_all!(DomainHandle: Send, Sync);
 static_assertions::assert_not_impl_any!(ConnectHandle: Clone, Copy);

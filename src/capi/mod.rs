@@ -39,6 +39,7 @@ pub mod job;
 pub mod objects;
 /// cbindgen:ignore
 pub mod qemu;
+pub mod snapshot;
 pub mod storage;
 pub mod structs;
 mod sys;

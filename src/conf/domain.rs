@@ -22,6 +22,18 @@ pub enum DiskDevice {
     Lun,
 }
 
+impl DiskDevice {
+    /// libvirt's name (`disk`, `cdrom`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskDevice::Disk => "disk",
+            DiskDevice::Cdrom => "cdrom",
+            DiskDevice::Floppy => "floppy",
+            DiskDevice::Lun => "lun",
+        }
+    }
+}
+
 /// One `<disk>` of a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskDef {
@@ -173,6 +185,68 @@ pub fn outline_problem(domain: &Element) -> Option<String> {
 }
 
 impl DomainDef {
+    /// libvirt's ABI stability check (`virDomainDefCheckABIStability`) of `target`
+    /// against this definition, as a snapshot redefinition makes it: for the parts of a
+    /// definition kept here (type, identity, memory, vCPUs, disks), the first difference
+    /// in libvirt's order and words.
+    pub fn check_abi_stability(&self, target: &DomainDef) -> Result<()> {
+        let differs = |detail: String| Err(Error::new(FROM, Code::VIR_ERR_CONFIG_UNSUPPORTED, detail));
+        let (s, t) = (self, target);
+        if s.virt_type != t.virt_type {
+            return differs(format!("Target domain virt type {} does not match source {}", t.virt_type, s.virt_type));
+        }
+        if s.uuid != t.uuid {
+            return differs(format!("Target domain uuid {} does not match source {}", t.uuid, s.uuid));
+        }
+        if s.name != t.name {
+            return differs(format!("Target domain name '{}' does not match source '{}'", t.name, s.name));
+        }
+        if s.max_memory_kib != t.max_memory_kib {
+            return differs(format!(
+                "Target domain max memory {} does not match source {}",
+                t.max_memory_kib, s.max_memory_kib
+            ));
+        }
+        if s.memory_kib != t.memory_kib {
+            return differs(format!(
+                "Target domain current memory {} does not match source {}",
+                t.memory_kib, s.memory_kib
+            ));
+        }
+        if s.vcpus != t.vcpus {
+            return differs(format!("Target domain vCPU max {} does not match source {}", t.vcpus, s.vcpus));
+        }
+        if s.disks.len() != t.disks.len() {
+            return differs(format!(
+                "Target domain disk count {} does not match source {}",
+                t.disks.len(),
+                s.disks.len()
+            ));
+        }
+        for (a, b) in s.disks.iter().zip(&t.disks) {
+            if a.device != b.device {
+                return differs(format!(
+                    "Target disk device {} does not match source {}",
+                    b.device.as_str(),
+                    a.device.as_str()
+                ));
+            }
+            // An unset bus is libvirt's default for the target's name: compare set ones.
+            if let (Some(x), Some(y)) = (&a.bus, &b.bus)
+                && x != y
+            {
+                return differs(format!("Target disk bus {y} does not match source {x}"));
+            }
+            if a.target != b.target {
+                return differs(format!("Target disk {} does not match source {}", b.target, a.target));
+            }
+            if a.readonly != b.readonly {
+                return differs("Target disk access mode does not match source".to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// Parses `<domain>` XML. A definition without a `<uuid>` gets a random one.
     pub fn parse(text: &str) -> Result<DomainDef> {
         let root = super::parse_document(text, "domain_definition", "domain", FROM)?;

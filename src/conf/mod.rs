@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod domain;
 pub mod schema;
 pub mod settings;
+pub mod snapshot;
 pub mod xml;
 
 use crate::error::{Code, Domain, Error, Result};

@@ -12,6 +12,7 @@ pub mod checkpoints;
 pub mod events;
 pub mod jobs;
 pub mod qemu;
+pub mod snapshots;
 pub mod test;
 
 use std::sync::Arc;
@@ -229,6 +230,7 @@ fn unsupported<T>(domain: Domain, api: &str) -> Result<T> {
 
 const FROM_DOMAIN: Domain = Domain::VIR_FROM_DOMAIN;
 const FROM_CHECKPOINT: Domain = Domain::VIR_FROM_DOMAIN_CHECKPOINT;
+const FROM_SNAPSHOT: Domain = Domain::VIR_FROM_DOMAIN_SNAPSHOT;
 const FROM_QEMU_API: Domain = Domain::VIR_FROM_NONE;
 
 /// A hypervisor driver. Every method has libvirt's meaning for the public API it is named
@@ -381,6 +383,88 @@ pub trait Driver: Send + Sync {
         unsupported(FROM_CHECKPOINT, "virDomainCheckpointDelete")
     }
 
+    /// `virDomainSnapshotCreateXML`: returns the new snapshot's name.
+    fn snapshot_create_xml(&self, dom: &DomainId, xml: &str, flags: u32) -> Result<String> {
+        let _ = (dom, xml, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotCreateXML")
+    }
+
+    /// `virDomainSnapshotGetXMLDesc`.
+    fn snapshot_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotGetXMLDesc")
+    }
+
+    /// `virDomainListAllSnapshots`, `virDomainSnapshotListNames` and
+    /// `virDomainSnapshotNum` (`api` names the caller): names, or only their number when
+    /// `count_only`.
+    fn list_all_snapshots(&self, dom: &DomainId, flags: u32, count_only: bool, api: &'static str) -> Result<Listing> {
+        let _ = (dom, flags, count_only);
+        unsupported(FROM_SNAPSHOT, api)
+    }
+
+    /// `virDomainSnapshotListAllChildren`, `virDomainSnapshotListChildrenNames` and
+    /// `virDomainSnapshotNumChildren` (`api` names the caller).
+    fn snapshot_list_all_children(
+        &self,
+        dom: &DomainId,
+        name: &str,
+        flags: u32,
+        count_only: bool,
+        api: &'static str,
+    ) -> Result<Listing> {
+        let _ = (dom, name, flags, count_only);
+        unsupported(FROM_SNAPSHOT, api)
+    }
+
+    /// `virDomainSnapshotLookupByName`: checks that the snapshot exists.
+    fn snapshot_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotLookupByName")
+    }
+
+    /// `virDomainHasCurrentSnapshot`.
+    fn has_current_snapshot(&self, dom: &DomainId, flags: u32) -> Result<bool> {
+        let _ = (dom, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainHasCurrentSnapshot")
+    }
+
+    /// `virDomainSnapshotGetParent`: the parent's name.
+    fn snapshot_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotGetParent")
+    }
+
+    /// `virDomainSnapshotCurrent`: the current snapshot's name.
+    fn snapshot_current(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        let _ = (dom, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotCurrent")
+    }
+
+    /// `virDomainSnapshotIsCurrent`.
+    fn snapshot_is_current(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotIsCurrent")
+    }
+
+    /// `virDomainSnapshotHasMetadata`.
+    fn snapshot_has_metadata(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotHasMetadata")
+    }
+
+    /// `virDomainRevertToSnapshot`.
+    fn revert_to_snapshot(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainRevertToSnapshot")
+    }
+
+    /// `virDomainSnapshotDelete`.
+    fn snapshot_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        let _ = (dom, name, flags);
+        unsupported(FROM_SNAPSHOT, "virDomainSnapshotDelete")
+    }
+
     /// `virDomainBackupBegin`: starts the backup job and returns once it runs.
     fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {
         let _ = (dom, backup_xml, checkpoint_xml, flags);
@@ -531,6 +615,24 @@ pub fn no_network(from: Domain, key: NetworkKey<'_>) -> Error {
 pub enum Listing {
     Names(Vec<String>),
     Count(usize),
+}
+
+/// Lists or counts (`count_only`) a domain's moments (`from` = None) or a moment's
+/// children, with the generic list flags and, for kinds that filter on more than the
+/// tree, the kind's filter: the one shape every moment listing entry point answers in.
+pub fn moment_listing<D: crate::moment::list::Moment>(
+    list: &crate::moment::list::MomentList<D>,
+    from: Option<&str>,
+    flags: u32,
+    count_only: bool,
+    filter: Option<&dyn Fn(&D) -> bool>,
+) -> Result<Listing> {
+    match (count_only, filter) {
+        // Without a kind filter the tree counts without listing.
+        (true, None) => list.count(from, flags).map(Listing::Count),
+        (true, Some(accept)) => list.list(from, flags, accept).map(|names| Listing::Count(names.len())),
+        (false, accept) => list.list(from, flags, |d| accept.is_none_or(|f| f(d))).map(Listing::Names),
+    }
 }
 
 impl Listing {

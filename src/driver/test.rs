@@ -12,19 +12,23 @@ use parking_lot::Mutex;
 use super::checkpoints::{self, Checkpoints};
 use super::events;
 use super::jobs::{self, Finished, JobSlot, Outcome, Progress};
+use super::snapshots::{self, Snapshots};
 use super::{
     BlockInfo, BlockJobInfo, DomainFacts, DomainId, DomainInfo, Driver, JobInfo, JobStats, LIST_DOMAINS_ALL, Listing,
     NetworkKey, PoolKey, VolumeKey, list_filter_accepts,
 };
 use crate::abi::{
-    virDomainCheckpointCreateFlags as CreateFlags, virDomainCheckpointXMLFlags as CheckpointXmlFlags,
-    virDomainDefineFlags as DefineFlags, virDomainDestroyFlagsValues as DestroyFlags, virDomainRunningReason,
-    virDomainShutoffReason, virDomainState, virDomainUndefineFlagsValues as UndefineFlags,
+    VIR_DOMAIN_SNAPSHOT_XML_SECURE, virDomainCheckpointCreateFlags as CreateFlags,
+    virDomainCheckpointXMLFlags as CheckpointXmlFlags, virDomainDefineFlags as DefineFlags,
+    virDomainDestroyFlagsValues as DestroyFlags, virDomainPausedReason, virDomainRunningReason, virDomainShutoffReason,
+    virDomainSnapshotCreateFlags as SnapshotCreate, virDomainSnapshotDeleteFlags as SnapshotDelete,
+    virDomainSnapshotRevertFlags as Revert, virDomainState, virDomainUndefineFlagsValues as UndefineFlags,
     virDomainXMLFlags as XmlFlags,
 };
 use crate::conf::backup::{BackupDef, BackupMode};
 use crate::conf::checkpoint::CheckpointDef;
 use crate::conf::domain::{DomainDef, FormatOptions};
+use crate::conf::snapshot::{SnapshotDef, SnapshotLocation, SnapshotParse, SnapshotState};
 use crate::error::{Code, Domain, Error, Result};
 use crate::uuid::Uuid;
 
@@ -32,7 +36,7 @@ const FROM: Domain = Domain::VIR_FROM_TEST;
 
 /// The definition libvirt's test driver starts with (as `virsh -c test:///default
 /// dumpxml test` shows it).
-const DEFAULT_DOMAIN_XML: &str = "\
+pub(crate) const DEFAULT_DOMAIN_XML: &str = "\
 <domain type='test'>
   <name>test</name>
   <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>
@@ -79,6 +83,7 @@ struct TestDomain {
     /// The guest's two fictional file systems, `/` and `/boot`: frozen or not.
     frozen: [bool; 2],
     checkpoints: Checkpoints,
+    snapshots: Snapshots,
     /// The running backup job: only pull jobs stay, push jobs end as they begin.
     job: Option<TestJob>,
     jobs: JobSlot,
@@ -125,6 +130,7 @@ impl TestDomain {
             state: self.state,
             autostart: self.autostart,
             checkpoints: self.checkpoints.len(),
+            snapshots: self.snapshots.len(),
             ..Default::default()
         }
     }
@@ -180,6 +186,7 @@ impl State {
                 autostart: false,
                 frozen: [false; 2],
                 checkpoints: Checkpoints::new(FROM),
+                snapshots: Snapshots::new(FROM),
                 job: None,
                 jobs: JobSlot::default(),
             }],
@@ -371,6 +378,7 @@ impl Driver for TestDriver {
                     autostart: false,
                     frozen: [false; 2],
                     checkpoints: Checkpoints::new(FROM),
+                    snapshots: Snapshots::new(FROM),
                     job: None,
                     jobs: JobSlot::default(),
                 };
@@ -387,9 +395,18 @@ impl Driver for TestDriver {
         Error::check_flags(FROM, "testDomainUndefineFlags", flags, allowed)?;
         let mut state = self.state.lock();
         let d = state.domain_mut(dom)?;
+        let snapshots = d.snapshots.len();
+        if !d.is_active() && snapshots > 0 && flags & UndefineFlags::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA as u32 == 0
+        {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_INVALID,
+                format!("cannot delete inactive domain with {snapshots} snapshots"),
+            ));
+        }
         if d.is_active() {
             // A running domain loses its persistent definition but keeps running (and
-            // keeps its checkpoints) as a transient domain.
+            // keeps its checkpoints and snapshots) as a transient domain.
             d.persistent = false;
         } else {
             let uuid = d.def.uuid;
@@ -447,6 +464,13 @@ impl Driver for TestDriver {
         Error::check_flags(FROM, "testDomainCheckpointCreateXML", flags, redefine | quiesce)?;
         let mut state = self.state.lock();
         let d = state.domain_mut(dom)?;
+        if !d.snapshots.is_empty() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "cannot create checkpoint while snapshot exists",
+            ));
+        }
         // The test driver wants a running domain even to restore metadata.
         if !d.is_active() {
             return Err(Error::new(
@@ -516,6 +540,145 @@ impl Driver for TestDriver {
         let mut state = self.state.lock();
         // Metadata is all the test driver has, so METADATA_ONLY changes nothing.
         state.domain_mut(dom)?.checkpoints.delete(name, flags).map(|_| ())
+    }
+
+    fn snapshot_create_xml(&self, dom: &DomainId, xml: &str, flags: u32) -> Result<String> {
+        use SnapshotCreate::*;
+        // DISK_ONLY, REUSE_EXT and NO_METADATA are refused as unsupported flags, as by
+        // libvirt's test driver.
+        let allowed = [
+            VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE,
+            VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT,
+            VIR_DOMAIN_SNAPSHOT_CREATE_HALT,
+            VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE,
+            VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC,
+            VIR_DOMAIN_SNAPSHOT_CREATE_LIVE,
+            VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE,
+        ]
+        .iter()
+        .fold(0, |all, f| all | *f as u32);
+        Error::check_flags(FROM, "testDomainSnapshotCreateXML", flags, allowed)?;
+        let set = |f: SnapshotCreate| flags & f as u32 != 0;
+        let redefine = set(VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE);
+        let mut state = self.state.lock();
+        let d = state.domain_mut(dom)?;
+        if !d.checkpoints.is_empty() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "cannot create snapshot while checkpoint exists",
+            ));
+        }
+        if !d.persistent && set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_INVALID,
+                "cannot halt after transient domain snapshot",
+            ));
+        }
+        let how = SnapshotParse { redefine, validate: set(VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE), ..Default::default() };
+        let def = SnapshotDef::parse(xml, how)?;
+        let prepared =
+            if redefine { d.snapshots.prepare_redefine(def, &d.def.uuid, flags)? } else { prepare_snapshot(d, def)? };
+        let name = prepared.def.name.clone();
+        d.snapshots.commit(prepared)?;
+        if set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) && d.is_active() {
+            let raised = d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT, events::driver_key(self));
+            drop(state);
+            emit_all(raised);
+        }
+        Ok(name)
+    }
+
+    fn snapshot_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        Error::check_flags(FROM, "testDomainSnapshotGetXMLDesc", flags, VIR_DOMAIN_SNAPSHOT_XML_SECURE as u32)?;
+        let state = self.state.lock();
+        let d = state.domain(dom)?;
+        d.snapshots.format(name, flags, &d.def.uuid)
+    }
+
+    fn list_all_snapshots(&self, dom: &DomainId, flags: u32, count_only: bool, api: &'static str) -> Result<Listing> {
+        Error::check_flags(FROM, &driver_function(api), flags, snapshots::LIST_FLAGS)?;
+        let state = self.state.lock();
+        state.domain(dom)?.snapshots.listing(None, flags, count_only)
+    }
+
+    fn snapshot_list_all_children(
+        &self,
+        dom: &DomainId,
+        name: &str,
+        flags: u32,
+        count_only: bool,
+        api: &'static str,
+    ) -> Result<Listing> {
+        Error::check_flags(FROM, &driver_function(api), flags, snapshots::LIST_FLAGS)?;
+        let state = self.state.lock();
+        state.domain(dom)?.snapshots.listing(Some(name), flags, count_only)
+    }
+
+    fn snapshot_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        Error::check_flags(FROM, "testDomainSnapshotLookupByName", flags, 0)?;
+        let state = self.state.lock();
+        state.domain(dom)?.snapshots.get(name).map(|_| ())
+    }
+
+    fn has_current_snapshot(&self, dom: &DomainId, flags: u32) -> Result<bool> {
+        Error::check_flags(FROM, "testDomainHasCurrentSnapshot", flags, 0)?;
+        Ok(self.state.lock().domain(dom)?.snapshots.current().is_some())
+    }
+
+    fn snapshot_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        Error::check_flags(FROM, "testDomainSnapshotGetParent", flags, 0)?;
+        self.state.lock().domain(dom)?.snapshots.parent(name)
+    }
+
+    fn snapshot_current(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        Error::check_flags(FROM, "testDomainSnapshotCurrent", flags, 0)?;
+        let state = self.state.lock();
+        let current = state.domain(dom)?.snapshots.current().map(str::to_string);
+        current.ok_or_else(|| {
+            Error::new(FROM, Code::VIR_ERR_NO_DOMAIN_SNAPSHOT, "the domain does not have a current snapshot")
+        })
+    }
+
+    fn snapshot_is_current(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+        Error::check_flags(FROM, "testDomainSnapshotIsCurrent", flags, 0)?;
+        let state = self.state.lock();
+        let list = &state.domain(dom)?.snapshots;
+        list.get(name)?;
+        Ok(list.current() == Some(name))
+    }
+
+    fn snapshot_has_metadata(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+        Error::check_flags(FROM, "testDomainSnapshotHasMetadata", flags, 0)?;
+        // Metadata is all the test driver's snapshots are.
+        self.state.lock().domain(dom)?.snapshots.get(name).map(|_| true)
+    }
+
+    fn revert_to_snapshot(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        let allowed = Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32
+            | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED as u32
+            | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE as u32;
+        Error::check_flags(FROM, "testDomainRevertToSnapshot", flags, allowed)?;
+        let mut state = self.state.lock();
+        let next_id = state.next_id;
+        let d = state.domain_mut(dom)?;
+        let (started, raised) = revert(d, name, flags, next_id, events::driver_key(self))?;
+        if started {
+            state.next_id += 1;
+        }
+        drop(state);
+        emit_all(raised);
+        Ok(())
+    }
+
+    fn snapshot_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        // Metadata is all there is: METADATA_ONLY is refused, as by libvirt's test driver.
+        let allowed = SnapshotDelete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN as u32
+            | SnapshotDelete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY as u32;
+        Error::check_flags(FROM, "testDomainSnapshotDelete", flags, allowed)?;
+        let mut state = self.state.lock();
+        state.domain_mut(dom)?.snapshots.delete(name, flags).map(|_| ())
     }
 
     fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {
@@ -717,6 +880,95 @@ impl TestDriver {
         d.frozen = frozen;
         Ok(changed)
     }
+}
+
+/// The test driver's function behind a public listing call (`virDomainSnapshotNum` is
+/// `testDomainSnapshotNum`), for its unsupported-flags message.
+fn driver_function(api: &str) -> String {
+    format!("test{}", api.strip_prefix("vir").unwrap_or(api))
+}
+
+/// Prepares a new snapshot of a test domain (`testDomainSnapshotAlignDisks`): a copy of
+/// the domain's definition, the domain's state, memory saved internally unless the domain
+/// is off or the XML asks for a file, disks aligned to the memory's location, and the
+/// current snapshot as parent.
+fn prepare_snapshot(d: &TestDomain, mut def: SnapshotDef) -> Result<snapshots::Prepared> {
+    if def.disks.iter().any(|disk| disk.kind == SnapshotLocation::Manual) {
+        return Err(Error::new(
+            FROM,
+            Code::VIR_ERR_OPERATION_UNSUPPORTED,
+            "'manual' snapshot mode is not supported by the test driver",
+        ));
+    }
+    def.domain = Some(d.def.clone());
+    def.state = SnapshotState::from_domain_state(d.state).unwrap_or_default();
+    let location = if def.memory == SnapshotLocation::External {
+        SnapshotLocation::External
+    } else {
+        def.memory =
+            if def.state == SnapshotState::Shutoff { SnapshotLocation::No } else { SnapshotLocation::Internal };
+        SnapshotLocation::Internal
+    };
+    def.align_disks(None, location, true, snapshots::is_regular_file)?;
+    if d.snapshots.contains(&def.name) {
+        return Err(d.snapshots.exists_error(&def.name));
+    }
+    def.parent = d.snapshots.current().map(str::to_string);
+    Ok(snapshots::Prepared { def, replaces: false, make_current: true })
+}
+
+/// Reverts a test domain to a snapshot as libvirt's test driver does: the domain takes
+/// the snapshot's definition and state. A running or paused snapshot restarts the domain
+/// (stopping it first if it runs) with id `next_id`, paused if the snapshot was paused or
+/// PAUSED asks, unless RUNNING does; a shut-off snapshot stops it. Asking to run or pause
+/// after a shut-off snapshot leaves the domain off, as there. Returns whether `next_id`
+/// was used, and the events to raise.
+fn revert(
+    d: &mut TestDomain,
+    name: &str,
+    flags: u32,
+    next_id: i32,
+    driver: usize,
+) -> Result<(bool, Vec<events::DomainEvent>)> {
+    let snap = d.snapshots.get(name)?;
+    let asked = |f: Revert| flags & f as u32 != 0;
+    let run_or_pause =
+        asked(Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING) || asked(Revert::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED);
+    let online = snap.state.is_online();
+    if !d.persistent && !online && !run_or_pause {
+        return Err(Error::new(
+            FROM,
+            Code::VIR_ERR_OPERATION_INVALID,
+            "transient domain needs to request run or pause to revert to inactive snapshot",
+        ));
+    }
+    let Some(config) = snap.domain.clone() else {
+        return Err(Error::new(
+            FROM,
+            Code::VIR_ERR_SNAPSHOT_REVERT_RISKY,
+            format!("snapshot '{name}' lacks domain '{}' rollback info", d.def.name),
+        ));
+    };
+    let paused = snap.state == SnapshotState::Paused;
+    let mut raised = Vec::new();
+    // A transient domain stopped by a revert stays listed, as in libvirt's test driver.
+    if d.is_active() {
+        raised = d.shut_off(virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT, driver);
+    }
+    d.def = config;
+    if online {
+        d.id = next_id;
+        d.state = virDomainState::VIR_DOMAIN_RUNNING as i32;
+        d.reason = virDomainRunningReason::VIR_DOMAIN_RUNNING_FROM_SNAPSHOT as i32;
+        if !asked(Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
+            && (paused || asked(Revert::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED))
+        {
+            d.state = virDomainState::VIR_DOMAIN_PAUSED as i32;
+            d.reason = virDomainPausedReason::VIR_DOMAIN_PAUSED_FROM_SNAPSHOT as i32;
+        }
+    }
+    d.snapshots.set_current(Some(name));
+    Ok((online, raised))
 }
 
 /// libvirt's `virDomainObjCheckActive` error.

@@ -14,6 +14,8 @@
 
 use std::collections::HashMap;
 
+pub mod list;
+
 /// Listing flags of the generic lister (libvirt's `VIR_DOMAIN_MOMENT_LIST_*`). Checkpoint
 /// and snapshot list flags are translated to these.
 pub mod list_flags {

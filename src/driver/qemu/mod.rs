@@ -12,7 +12,7 @@
 //!
 //! The driver is a table: each `Driver` method below forwards to the function of the
 //! same name in the file of its topic — [`state`] (the registry, loading, the lock,
-//! recovery), `domain.rs`, `checkpoint.rs`, and `backup/` (begin and undo, the watcher,
+//! recovery), `domain.rs`, `checkpoint.rs`, `snapshot.rs`, and `backup/` (begin and undo, the watcher,
 //! the job record) — with `intent.rs` (what an operation may leave behind) and
 //! [`store`] (the files under the root) beneath them.
 
@@ -21,6 +21,7 @@ mod checkpoint;
 mod config;
 mod domain;
 mod intent;
+mod snapshot;
 mod state;
 pub mod store;
 
@@ -133,6 +134,57 @@ impl Driver for QemuDriver {
 
     fn checkpoint_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
         checkpoint::checkpoint_delete(self, dom, name, flags)
+    }
+
+    fn snapshot_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotGetXMLDesc")
+    }
+
+    fn list_all_snapshots(&self, dom: &DomainId, flags: u32, count_only: bool, api: &'static str) -> Result<Listing> {
+        snapshot::list_all_snapshots(self, dom, flags, count_only, api)
+    }
+
+    fn snapshot_list_all_children(
+        &self,
+        dom: &DomainId,
+        name: &str,
+        flags: u32,
+        count_only: bool,
+        api: &'static str,
+    ) -> Result<Listing> {
+        snapshot::snapshot_list_all_children(self, dom, name, flags, count_only, api)
+    }
+
+    fn snapshot_lookup_by_name(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        snapshot::snapshot_lookup_by_name(self, dom, name, flags)
+    }
+
+    fn has_current_snapshot(&self, dom: &DomainId, flags: u32) -> Result<bool> {
+        snapshot::has_current_snapshot(self, dom, flags)
+    }
+
+    fn snapshot_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotGetParent")
+    }
+
+    fn snapshot_current(&self, dom: &DomainId, flags: u32) -> Result<String> {
+        snapshot::snapshot_current(self, dom, flags)
+    }
+
+    fn snapshot_is_current(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotIsCurrent")
+    }
+
+    fn snapshot_has_metadata(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotHasMetadata")
+    }
+
+    fn revert_to_snapshot(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainRevertToSnapshot")
+    }
+
+    fn snapshot_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotDelete")
     }
 
     fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {
