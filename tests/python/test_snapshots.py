@@ -1,0 +1,88 @@
+"""Snapshots through python3-libvirt: a differential run on test:///default (the tree
+with a branch made by a revert, listings and filters, XML, reverts and the domain's
+state, deletion modes, redefinition, undefine), and the QEMU driver's answers for a
+domain without snapshots."""
+
+import pytest
+
+import vbhelpers as vb
+
+libvirt = vb.import_or_skip("libvirt")
+
+SNAPSHOT_SNIPPET = r"""
+import re
+c = libvirt.open('test:///default')
+d = c.lookupByName('test')
+F = libvirt
+def N(ss): return [x.getName() for x in ss]
+def S(ss): return sorted(N(ss))
+def X(s, flags=0):
+    text = re.sub(r'<creationTime>\d+</creationTime>', '<creationTime/>', s.getXMLDesc(flags))
+    return re.sub(r'(?s)<domain .*</domain>', '<domain/>', text)
+def ST(): return (d.state(), d.isActive(), d.ID() if d.isActive() else -1)
+def mk(name, flags=0): return d.snapshotCreateXML(f'<domainsnapshot><name>{name}</name></domainsnapshot>', flags)
+# The branching tree of the issue: s1, s2, revert to s1, s3: s1 has two children.
+s1 = mk('s1'); s2 = mk('s2')
+E(lambda: d.revertToSnapshot(s1)); s3 = mk('s3')
+E(lambda: S(s1.listAllChildren())); E(lambda: s1.numChildren()); E(lambda: s3.getParent().getName())
+E(lambda: d.snapshotCurrent().getName()); E(lambda: d.hasCurrentSnapshot()); E(lambda: s2.isCurrent())
+E(lambda: d.snapshotNum()); E(lambda: sorted(d.snapshotListNames()))
+E(lambda: S(d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_LEAVES)))
+E(lambda: N(d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_ROOTS)))
+E(lambda: N(d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL))[0])
+# Snapshots of a shut-off and a paused domain; filters on the state they were taken in.
+d.destroy(); off = mk('off'); E(ST)
+E(lambda: d.revertToSnapshot(off, F.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)); E(ST)
+E(lambda: d.revertToSnapshot(s1, F.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)); E(ST); paused = mk('paused')
+E(lambda: S(d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE)))
+E(lambda: S(d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE)))
+E(lambda: S(d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL | F.VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES)))
+E(lambda: d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL)); E(lambda: d.listAllSnapshots(F.VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA))
+E(lambda: X(paused)); E(lambda: X(off, F.VIR_DOMAIN_SNAPSHOT_XML_SECURE)); E(lambda: X(s1, 1 << 30))
+E(lambda: d.revertToSnapshot(s2, F.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)); E(ST)
+E(lambda: d.revertToSnapshot(s2, F.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING | F.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED))
+# Refusals.
+E(lambda: mk('s1')); E(lambda: mk('x', F.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY)); E(lambda: mk('x', F.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA))
+E(lambda: mk('x', F.VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT)); E(lambda: d.snapshotLookupByName('nosuch'))
+E(lambda: d.checkpointCreateXML('<domaincheckpoint><name>c</name></domaincheckpoint>'))
+E(lambda: s1.delete(F.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY))
+# Redefinition: back in place, current only when asked.
+saved = s3.getXMLDesc(); E(lambda: s3.delete()); E(lambda: d.snapshotCurrent().getName())
+E(lambda: d.snapshotCreateXML(saved, F.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE).getName()); E(lambda: s3.isCurrent())
+E(lambda: d.snapshotCreateXML(saved, F.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE | F.VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT).isCurrent())
+# Deletion modes, HALT, undefine.
+E(lambda: s1.delete(F.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY)); E(lambda: S(d.listAllSnapshots())); E(lambda: d.snapshotCurrent().getName())
+E(lambda: mk('h', F.VIR_DOMAIN_SNAPSHOT_CREATE_HALT).getName()); E(ST)
+E(lambda: d.undefine()); E(lambda: d.undefineFlags(F.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)); E(lambda: [x.name() for x in c.listAllDomains()])
+"""
+
+
+def test_differential_snapshots(build_dir):
+    """Snapshots on test:///default behave as libvirt's: tree, listings, XML, reverts,
+    errors."""
+    mine, real = vb.run_both(build_dir, SNAPSHOT_SNIPPET)
+    assert mine == real
+    # The run went where it should: the revert made a branch, and undefine worked last.
+    assert "['s2', 's3']" in real and real.rstrip().endswith("[]"), real
+
+
+@pytest.mark.qemu
+def test_qemu_domain_without_snapshots(qemu):
+    """The QEMU driver takes no snapshots yet: it answers as for a domain without any."""
+    conn = libvirt.open(qemu.uri)
+    dom = qemu.define(conn, "vm", running=True)
+    assert dom.snapshotNum() == 0 and dom.listAllSnapshots() == [] and dom.snapshotListNames() == []
+    assert dom.hasCurrentSnapshot() == 0
+    with pytest.raises(libvirt.libvirtError) as e:
+        dom.snapshotCurrent()
+    assert e.value.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT
+    with pytest.raises(libvirt.libvirtError) as e:
+        dom.snapshotLookupByName("s1")
+    assert e.value.get_error_message() == "Domain snapshot not found: no domain snapshot with matching name 's1'"
+    with pytest.raises(libvirt.libvirtError) as e:
+        dom.snapshotCreateXML("<domainsnapshot/>")
+    assert e.value.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT
+    with pytest.raises(libvirt.libvirtError) as e:
+        dom.snapshotNum(1 << 30)
+    assert "qemuDomainSnapshotNum" in e.value.get_error_message()
+    conn.close()
