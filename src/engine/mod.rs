@@ -11,9 +11,11 @@
 pub mod backup;
 pub mod commands;
 pub mod daemon;
+pub mod image;
 pub mod qmp;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -340,17 +342,11 @@ pub struct ImageSizes {
 /// Reads an image's sizes with `qemu-img info`, sharing the image with a process that
 /// has it open (`-U`), as a running domain's daemon does.
 pub fn image_sizes(path: &Path, format: &str) -> Result<ImageSizes> {
-    let out = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json", "-f", format])
-        .arg(path)
-        .output()
-        .map_err(|e| Error::system(FROM, "cannot run qemu-img", &e))?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        let why = why.trim().trim_start_matches("qemu-img: ");
-        return Err(Error::internal(FROM, format!("cannot read image '{}': {why}", path.display())));
-    }
-    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+    let args =
+        [OsStr::new("info"), OsStr::new("-U"), OsStr::new("--output=json"), OsStr::new("-f"), OsStr::new(format)];
+    let args: Vec<&OsStr> = args.into_iter().chain([path.as_os_str()]).collect();
+    let out = image::qemu_img(&args, |why| format!("cannot read image '{}': {why}", path.display()))?;
+    let info: Value = serde_json::from_slice(&out).map_err(|e| {
         Error::internal(FROM, format!("cannot read qemu-img's description of '{}': {e}", path.display()))
     })?;
     Ok(ImageSizes {
