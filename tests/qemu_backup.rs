@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Fixture, bitmap_names, checkpoint, disk_file, pull_xml, push_xml, read_disk, run, wait_job, write_disk,
-    write_pattern,
+    Fixture, bitmap_names, checkpoint, compare, disk_file, pull_xml, push_xml, read_disk, restore_and_compare, run,
+    wait_job, write_disk, write_pattern,
 };
 use virbackup::driver::{self, DomainId, Driver, JobStats, TypedValue};
 use virbackup::error::Code;
@@ -32,22 +32,6 @@ fn define(fixture: &Fixture, driver: &dyn Driver, name: &str) -> (DomainId, Path
 
 fn param<'a>(stats: &'a JobStats, name: &str) -> Option<&'a TypedValue> {
     stats.params.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-}
-
-/// Copies an incremental target, points it at `base`, and compares it with `expected`.
-fn restore_and_compare(fixture: &Fixture, incremental: &Path, base: &Path, expected: &Path) -> bool {
-    let restored = fixture.image(&format!("restore-{}", incremental.file_name().unwrap().to_string_lossy()));
-    std::fs::copy(incremental, &restored).unwrap();
-    run("qemu-img", &["rebase", "-u", "-F", "qcow2", "-b", base.to_str().unwrap(), restored.to_str().unwrap()]);
-    compare(&restored, expected)
-}
-
-fn compare(a: &Path, b: &Path) -> bool {
-    std::process::Command::new("qemu-img")
-        .args(["compare", "-U", a.to_str().unwrap(), b.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success()
 }
 
 /// A frozen copy of an image at this moment (for a shut-off domain).

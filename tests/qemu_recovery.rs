@@ -93,6 +93,11 @@ fn child_operation() {
             Ok(())
         }
         ["start"] => driver.domain_create(&dom, 0).map(drop),
+        ["snapshot", name] => driver
+            .snapshot_create_xml(&dom, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0)
+            .map(drop),
+        ["revert", name] => driver.revert_to_snapshot(&dom, name, 0),
+        ["snapshot-delete", name] => driver.snapshot_delete(&dom, name, 0),
         other => panic!("unknown operation {other:?}"),
     };
     println!("the operation ended without being killed: {result:?}");
@@ -346,4 +351,119 @@ fn what_cannot_be_settled_is_reported_until_it_can() {
     }
     drop(driver);
     assert_recovered(&fixture, "off", &vda, false, &["c2"], &[]);
+}
+
+/// What a fresh process finds of a domain's snapshots: the names in its metadata, the
+/// current one, the internal snapshots and the bitmaps of its image.
+fn snapshot_state(
+    fixture: &Fixture,
+    name: &str,
+    vda: &Path,
+) -> (Vec<String>, Option<String>, Vec<String>, Vec<String>) {
+    let driver = open(fixture);
+    let dom = driver.domain_lookup_by_name(name).unwrap();
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    let run_dir = fixture.root().join("run/qemu").join(name);
+    assert!(walk(&run_dir).is_empty(), "files left in the run folder: {:?}", walk(&run_dir));
+    let listed = names(driver.list_all_snapshots(&dom, 0, false, "virDomainListAllSnapshots").unwrap());
+    let current = driver.snapshot_current(&dom, 0).ok();
+    let out = common::run("qemu-img", &["info", "-U", "--output=json", vda.to_str().unwrap()]);
+    let info: Value = serde_json::from_str(&out).unwrap();
+    let mut in_image: Vec<String> = info["snapshots"]
+        .as_array()
+        .map(|l| l.iter().map(|s| s["name"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    in_image.sort();
+    let mut bitmaps = bitmap_names(vda);
+    bitmaps.sort();
+    (listed, current, in_image, bitmaps)
+}
+
+fn snapshot(driver: &dyn Driver, dom: &DomainId, name: &str) {
+    driver.snapshot_create_xml(dom, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0).unwrap();
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn snapshot_creation_killed_in_its_images_is_undone() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    killed_at(&fixture, "off", "snapshot:s1", "snapshot-image-taken");
+    let (listed, current, in_image, bitmaps) = snapshot_state(&fixture, "off", &vda);
+    assert!(listed.is_empty() && current.is_none() && in_image.is_empty(), "{listed:?} {in_image:?}");
+    assert_eq!(bitmaps, ["c1", "c2"]);
+    snapshot(open(&fixture).as_ref(), &dom, "s1");
+}
+
+#[test]
+fn snapshot_creation_killed_after_its_metadata_is_complete() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    snapshot(open(&fixture).as_ref(), &dom, "s0");
+    killed_at(&fixture, "off", "snapshot:s1", "snapshot-metadata-written");
+    let (listed, current, in_image, bitmaps) = snapshot_state(&fixture, "off", &vda);
+    assert_eq!((listed, current, in_image), (strings(&["s0", "s1"]), Some("s1".into()), strings(&["s0", "s1"])));
+    assert_eq!(bitmaps, ["c1", "c2", "virbackup-snapshot/s0", "virbackup-snapshot/s1"]);
+    // The files agree: a process that only reads them finds s1 current too.
+    let driver = open(&fixture);
+    assert!(driver.snapshot_is_current(&dom, "s1", 0).unwrap() && !driver.snapshot_is_current(&dom, "s0", 0).unwrap());
+}
+
+/// A revert of a shut-off domain killed at `point`: the next process finishes it (the
+/// disk as it was at the snapshot, and the checkpoint current then current again) or,
+/// before its point of no return, undoes it (the disk as before, c3 still current).
+/// Either way every bitmap is back in the image and nothing is left in the run folder.
+fn revert_killed_at(point: &str, finished: bool) {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    let driver = open(&fixture);
+    snapshot(driver.as_ref(), &dom, "s1");
+    let at_s1 = fixture.image("at-s1.qcow2");
+    common::run("qemu-img", &["convert", "-O", "qcow2", vda.to_str().unwrap(), at_s1.to_str().unwrap()]);
+    write_pattern(&vda, "qcow2", 0x4d, 8 * MIB, 2 * MIB);
+    driver.checkpoint_create_xml(&dom, &checkpoint("c3"), 0).unwrap();
+    drop(driver);
+    let before = fixture.image("before.qcow2");
+    common::run("qemu-img", &["convert", "-O", "qcow2", vda.to_str().unwrap(), before.to_str().unwrap()]);
+    killed_at(&fixture, "off", "revert:s1", point);
+    let (listed, current, in_image, bitmaps) = snapshot_state(&fixture, "off", &vda);
+    assert_eq!((listed, current, in_image), (strings(&["s1"]), Some("s1".into()), strings(&["s1"])));
+    assert_eq!(bitmaps, ["c1", "c2", "c3", "virbackup-snapshot/s1"]);
+    let expected = if finished { &at_s1 } else { &before };
+    assert!(common::compare(&vda, expected), "the disk is as it was {}", if finished { "at s1" } else { "before" });
+    let driver = open(&fixture);
+    driver.checkpoint_create_xml(&dom, &checkpoint("c4"), 0).unwrap();
+    assert_eq!(driver.checkpoint_get_parent(&dom, "c4", 0).unwrap(), if finished { "c2" } else { "c3" });
+}
+
+#[test]
+fn revert_killed_once_recorded_is_finished() {
+    revert_killed_at("snapshot-revert-recorded", true);
+}
+
+#[test]
+fn revert_killed_after_applying_the_snapshot_is_finished() {
+    revert_killed_at("snapshot-image-applied", true);
+}
+
+#[test]
+fn revert_killed_before_its_point_of_no_return_is_undone() {
+    revert_killed_at("snapshot-bitmaps-set-aside", false);
+}
+
+#[test]
+fn snapshot_deletion_killed_in_its_image_is_finished() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    let driver = open(&fixture);
+    snapshot(driver.as_ref(), &dom, "s1");
+    snapshot(driver.as_ref(), &dom, "s2");
+    drop(driver);
+    killed_at(&fixture, "off", "snapshot-delete:s1", "snapshot-image-deleted");
+    let (listed, current, in_image, bitmaps) = snapshot_state(&fixture, "off", &vda);
+    assert_eq!((listed, current, in_image), (strings(&["s2"]), Some("s2".into()), strings(&["s2"])));
+    assert_eq!(bitmaps, ["c1", "c2", "virbackup-snapshot/s2"]);
 }

@@ -206,3 +206,21 @@ pub fn wait_job(driver: &dyn Driver, dom: &DomainId) -> JobStats {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Whether two images hold the same data (`qemu-img compare`, sharing them with any
+/// process that has them open).
+pub fn compare(a: &Path, b: &Path) -> bool {
+    Command::new("qemu-img")
+        .args(["compare", "-U", a.to_str().unwrap(), b.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Copies an incremental backup, points it at `base`, and compares it with `expected`.
+pub fn restore_and_compare(fixture: &Fixture, incremental: &Path, base: &Path, expected: &Path) -> bool {
+    let restored = fixture.image(&format!("restore-{}", incremental.file_name().unwrap().to_string_lossy()));
+    std::fs::copy(incremental, &restored).unwrap();
+    run("qemu-img", &["rebase", "-u", "-F", "qcow2", "-b", base.to_str().unwrap(), restored.to_str().unwrap()]);
+    compare(&restored, expected)
+}

@@ -22,6 +22,7 @@ use crate::abi::{
 use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::conf::xml::{Element, Node};
 use crate::driver::checkpoints::Checkpoints;
+use crate::driver::snapshots::Snapshots;
 use crate::driver::{BlockInfo, DomainId, DomainInfo, LIST_DOMAINS_ALL, list_filter_accepts};
 use crate::engine::{self, EngineDisk, daemon};
 use crate::error::{Code, Domain, Error, Result};
@@ -208,6 +209,7 @@ impl QemuDriver {
     /// Removes a domain's checkpoint metadata and run folder.
     pub(crate) fn forget_domain_files(&self, name: &str) -> Result<()> {
         self.layout.remove_dir(&self.layout.checkpoint_dir(name))?;
+        self.layout.remove_dir(&self.layout.snapshot_dir(name))?;
         self.clear_run_dir(name);
         Ok(())
     }
@@ -391,6 +393,8 @@ pub(crate) fn domain_define_xml(driver: &QemuDriver, xml: &str, flags: u32) -> R
                     off_reason: 0,
                     autostart: false,
                     checkpoints: Checkpoints::new(FROM),
+                    snapshots: Snapshots::new(FROM),
+                    snapshot_checkpoints: Default::default(),
                     jobs: JobFile::default(),
                 };
                 let id = domain.id();
@@ -423,12 +427,16 @@ pub(crate) fn domain_undefine(driver: &QemuDriver, dom: &DomainId, flags: u32) -
         let name = domain.name().to_string();
         QemuDriver::check_no_job_daemon(domain, "undefine")?;
         if domain.live.is_none() {
+            let count = domain.snapshots.len();
+            if count > 0 && flags & UndefineFlags::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA as u32 == 0 {
+                return Err(invalid(format!("cannot delete inactive domain with {count} snapshots")));
+            }
             let count = domain.checkpoints.len();
             if count > 0 && flags & UndefineFlags::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA as u32 == 0 {
                 return Err(invalid(format!("cannot delete inactive domain with {count} checkpoints")));
             }
             store::set_autostart(layout, &name, false)?;
-            // Only metadata goes: the bitmaps stay in the images. It goes before the
+            // Only metadata goes: the bitmaps and internal snapshots stay in the images. It goes before the
             // definition, so that a process killed in between leaves a domain
             // without checkpoints, not checkpoints without a domain.
             driver.forget_domain_files(&name)?;

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::snapshot;
 use super::state::{FROM, Inner, QemuDriver};
 use super::store::Layout;
 use crate::engine::commands::{self, JobState};
@@ -66,6 +67,9 @@ pub(crate) struct Intent {
     pub sockets: Vec<PathBuf>,
     /// The checkpoint it creates or deletes.
     pub checkpoint: Option<CheckpointStep>,
+    /// The snapshot it creates, deletes or reverts to.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotStep>,
     /// What makes the operation complete, once it is true.
     pub done_when: Option<DoneWhen>,
 }
@@ -106,6 +110,20 @@ pub(crate) enum CheckpointStep {
         #[serde(default)]
         bitmaps_removed: bool,
     },
+}
+
+/// The snapshot an operation creates, deletes or reverts to (see `snapshot.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum SnapshotStep {
+    /// Complete once its metadata is written; until then undone: its internal snapshot
+    /// and bitmap go from the images.
+    Create { name: String, images: Vec<PathBuf> },
+    /// Always finished: each image's internal snapshot and bitmap of each (image,
+    /// snapshot), then the metadata.
+    Delete { name: String, flags: u32, images: Vec<(PathBuf, String)> },
+    /// Undone until every image's bitmaps are set aside (image, file holding them);
+    /// finished after.
+    Revert { name: String, images: Vec<(PathBuf, PathBuf)>, saved: bool },
 }
 
 /// The point of no return of an operation.
@@ -313,8 +331,10 @@ impl QemuDriver {
                 .find(|d| d.name() == intent.domain)
                 .and_then(|d| d.jobs.active.as_ref())
                 .is_some_and(|job| job.started_ms == *started_ms),
-            None => match &intent.checkpoint {
-                Some(CheckpointStep::Create { name }) => layout.checkpoint_file(&intent.domain, name).exists(),
+            None => match (&intent.checkpoint, &intent.snapshot) {
+                (Some(CheckpointStep::Create { name }), _) => layout.checkpoint_file(&intent.domain, name).exists(),
+                (_, Some(SnapshotStep::Create { name, .. })) => layout.snapshot_file(&intent.domain, name).exists(),
+                (_, Some(SnapshotStep::Revert { saved, .. })) => *saved,
                 _ => false,
             },
         };
@@ -355,6 +375,20 @@ impl QemuDriver {
             Some(CheckpointStep::Delete { name, flags, bitmaps_removed }) => {
                 self.finish_delete(inner, &mut journal, &intent.domain, name, *flags, *bitmaps_removed)?
             }
+            _ => {}
+        }
+        match &intent.snapshot {
+            Some(SnapshotStep::Create { name, .. }) if done => {
+                snapshot::finish_create(self, inner, &intent.domain, name)?
+            }
+            Some(SnapshotStep::Create { name, images }) => snapshot::undo_create(name, images)?,
+            Some(SnapshotStep::Delete { name, flags, images }) => {
+                snapshot::finish_delete(self, inner, &intent.domain, name, *flags, images)?
+            }
+            Some(SnapshotStep::Revert { name, images, .. }) if done => {
+                snapshot::finish_revert(self, inner, &intent.domain, name, images)?
+            }
+            Some(SnapshotStep::Revert { images, .. }) => snapshot::undo_revert(images),
             _ => {}
         }
         // Daemons the steps above started for themselves.

@@ -136,8 +136,12 @@ impl Driver for QemuDriver {
         checkpoint::checkpoint_delete(self, dom, name, flags)
     }
 
+    fn snapshot_create_xml(&self, dom: &DomainId, xml: &str, flags: u32) -> Result<String> {
+        snapshot::snapshot_create_xml(self, dom, xml, flags)
+    }
+
     fn snapshot_get_xml_desc(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
-        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotGetXMLDesc")
+        snapshot::snapshot_get_xml_desc(self, dom, name, flags)
     }
 
     fn list_all_snapshots(&self, dom: &DomainId, flags: u32, count_only: bool, api: &'static str) -> Result<Listing> {
@@ -164,7 +168,7 @@ impl Driver for QemuDriver {
     }
 
     fn snapshot_get_parent(&self, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
-        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotGetParent")
+        snapshot::snapshot_get_parent(self, dom, name, flags)
     }
 
     fn snapshot_current(&self, dom: &DomainId, flags: u32) -> Result<String> {
@@ -172,19 +176,19 @@ impl Driver for QemuDriver {
     }
 
     fn snapshot_is_current(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
-        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotIsCurrent")
+        snapshot::snapshot_is_current(self, dom, name, flags)
     }
 
     fn snapshot_has_metadata(&self, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
-        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotHasMetadata")
+        snapshot::snapshot_has_metadata(self, dom, name, flags)
     }
 
     fn revert_to_snapshot(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
-        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainRevertToSnapshot")
+        snapshot::revert_to_snapshot(self, dom, name, flags)
     }
 
     fn snapshot_delete(&self, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
-        snapshot::unknown_snapshot(self, dom, name, flags, "qemuDomainSnapshotDelete")
+        snapshot::snapshot_delete(self, dom, name, flags)
     }
 
     fn backup_begin(&self, dom: &DomainId, backup_xml: &str, checkpoint_xml: Option<&str>, flags: u32) -> Result<()> {

@@ -1,33 +1,62 @@
-//! Snapshots on the QEMU driver. This driver takes no snapshots yet
-//! (`virDomainSnapshotCreateXML` is not supported), so every domain's snapshot list is
-//! empty, and the calls that read it answer as libvirt does for a domain without
-//! snapshots: empty listings, no current snapshot, "no domain snapshot with matching
-//! name" for a name. The domain and the flags are checked as for any call.
+//! Snapshots on the QEMU driver: internal snapshots of a shut-off domain's qcow2 disks,
+//! reverted to and deleted with `qemu-img` (see [`crate::engine::image`]), their
+//! metadata under `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
+//!
+//! Checkpoints stay correct across snapshots. Each snapshot has a bitmap in every image
+//! it covers, `virbackup-snapshot/<name>`, enabled from the instant the snapshot is taken:
+//! it records what changed since. Reverting to a snapshot adds that bitmap to every other
+//! bitmap of the image (checkpoints' and other snapshots'), since exactly those clusters
+//! change back, then empties it; a checkpoint's bitmap therefore never misses a cluster
+//! that differs from what the checkpoint saw. The checkpoint that was current when the
+//! snapshot was taken becomes current again, so the next checkpoint is its child: the
+//! checkpoint tree branches as the disk's history does.
+//!
+//! Each operation runs under a record of what it may leave behind (`intent.rs`): a
+//! creation cut short is undone (its internal snapshots and bitmaps go), a deletion is
+//! finished, a revert is undone until every image's bitmaps are set aside and finished
+//! after.
+//!
+//! Not yet: snapshots of running domains, external (disk-only) snapshots, and
+//! `NO_METADATA`; each is refused with a message that says so.
 
-use super::state::{FROM, QemuDriver};
-use super::store::Scope;
-use crate::abi::{virDomainSnapshotDeleteFlags as Delete, virDomainSnapshotRevertFlags as Revert};
-use crate::conf::snapshot::SnapshotDef;
-use crate::driver::snapshots::{self, Snapshots};
+use std::path::PathBuf;
+
+use super::intent::{Intent, SnapshotStep, kill_point};
+use super::state::{FROM, Inner, QemuDomain, QemuDriver, invalid, unsupported_config};
+use super::store::{self, Layout, Scope, StoredSnapshot};
+use crate::abi::{
+    virDomainSnapshotCreateFlags as Create, virDomainSnapshotDeleteFlags as Delete,
+    virDomainSnapshotRevertFlags as Revert,
+};
+use crate::conf::domain::{DomainDef, FormatOptions};
+use crate::conf::snapshot::{SnapshotDef, SnapshotLocation, SnapshotParse, SnapshotState, check_snapshot_name};
+use crate::driver::snapshots::{self, Prepared};
 use crate::driver::{DomainId, Listing};
+use crate::engine::image;
 use crate::error::{Code, Error, Result};
-use crate::moment::list as moment;
 
-/// Answers `read` from the (empty) snapshot list of an existing domain, after checking
-/// the flags of `function` against `allowed`.
-fn with_snapshots<T>(
+/// The bitmap that records what changes in an image after snapshot `name` (checkpoint
+/// names cannot hold a '/', so it never takes a checkpoint's bitmap name).
+pub(crate) fn snapshot_bitmap(name: &str) -> String {
+    format!("virbackup-snapshot/{name}")
+}
+
+fn not_yet(what: &str) -> Error {
+    Error::new(FROM, Code::VIR_ERR_OPERATION_UNSUPPORTED, format!("{what} are not supported yet"))
+}
+
+/// Answers `read` from a domain's snapshot list, after checking the flags of
+/// `function` against `allowed`.
+fn read_snapshots<T>(
     driver: &QemuDriver,
     dom: &DomainId,
     function: &str,
     flags: u32,
     allowed: u32,
-    read: impl FnOnce(&Snapshots) -> Result<T>,
+    read: impl FnOnce(&QemuDomain) -> Result<T>,
 ) -> Result<T> {
     Error::check_flags(FROM, function, flags, allowed)?;
-    driver.with_state(Scope::Domain(&dom.name), false, |inner, _| {
-        inner.position(dom)?;
-        read(&Snapshots::new(FROM))
-    })
+    driver.with_state(Scope::Domain(&dom.name), false, |inner, _| read(&inner.domains[inner.position(dom)?]))
 }
 
 /// The driver's function behind a public listing call (`virDomainSnapshotNum` is
@@ -43,8 +72,8 @@ pub(crate) fn list_all_snapshots(
     count_only: bool,
     api: &'static str,
 ) -> Result<Listing> {
-    with_snapshots(driver, dom, &driver_function(api), flags, snapshots::LIST_FLAGS, |list| {
-        list.listing(None, flags, count_only)
+    read_snapshots(driver, dom, &driver_function(api), flags, snapshots::LIST_FLAGS, |d| {
+        d.snapshots.listing(None, flags, count_only)
     })
 }
 
@@ -56,50 +85,449 @@ pub(crate) fn snapshot_list_all_children(
     count_only: bool,
     api: &'static str,
 ) -> Result<Listing> {
-    with_snapshots(driver, dom, &driver_function(api), flags, snapshots::LIST_FLAGS, |list| {
-        list.listing(Some(name), flags, count_only)
+    read_snapshots(driver, dom, &driver_function(api), flags, snapshots::LIST_FLAGS, |d| {
+        d.snapshots.listing(Some(name), flags, count_only)
     })
 }
 
 pub(crate) fn snapshot_lookup_by_name(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
-    with_snapshots(driver, dom, "qemuDomainSnapshotLookupByName", flags, 0, |list| list.get(name).map(|_| ()))
+    read_snapshots(driver, dom, "qemuDomainSnapshotLookupByName", flags, 0, |d| d.snapshots.get(name).map(|_| ()))
 }
 
 pub(crate) fn has_current_snapshot(driver: &QemuDriver, dom: &DomainId, flags: u32) -> Result<bool> {
-    with_snapshots(driver, dom, "qemuDomainHasCurrentSnapshot", flags, 0, |list| Ok(list.current().is_some()))
+    read_snapshots(driver, dom, "qemuDomainHasCurrentSnapshot", flags, 0, |d| Ok(d.snapshots.current().is_some()))
 }
 
 pub(crate) fn snapshot_current(driver: &QemuDriver, dom: &DomainId, flags: u32) -> Result<String> {
-    with_snapshots(driver, dom, "qemuDomainSnapshotCurrent", flags, 0, |list| {
-        list.current().map(str::to_string).ok_or_else(|| {
+    read_snapshots(driver, dom, "qemuDomainSnapshotCurrent", flags, 0, |d| {
+        d.snapshots.current().map(str::to_string).ok_or_else(|| {
             Error::new(FROM, Code::VIR_ERR_NO_DOMAIN_SNAPSHOT, "the domain does not have a current snapshot")
         })
     })
 }
 
-/// The calls about one snapshot (its XML, parent, whether it is current or has
-/// metadata, reverting to it, deleting it): with no snapshots, every name is unknown.
-pub(crate) fn unknown_snapshot<T>(
+pub(crate) fn snapshot_get_xml_desc(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+    let secure = crate::abi::VIR_DOMAIN_SNAPSHOT_XML_SECURE as u32;
+    read_snapshots(driver, dom, "qemuDomainSnapshotGetXMLDesc", flags, secure, |d| {
+        d.snapshots.format(name, flags, &d.def().uuid)
+    })
+}
+
+pub(crate) fn snapshot_get_parent(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<String> {
+    read_snapshots(driver, dom, "qemuDomainSnapshotGetParent", flags, 0, |d| d.snapshots.parent(name))
+}
+
+pub(crate) fn snapshot_is_current(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+    read_snapshots(driver, dom, "qemuDomainSnapshotIsCurrent", flags, 0, |d| {
+        d.snapshots.get(name)?;
+        Ok(d.snapshots.current() == Some(name))
+    })
+}
+
+pub(crate) fn snapshot_has_metadata(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<bool> {
+    read_snapshots(driver, dom, "qemuDomainSnapshotHasMetadata", flags, 0, |d| d.snapshots.get(name).map(|_| true))
+}
+
+impl QemuDriver {
+    /// Writes the metadata file of one snapshot as the domain's list has it now.
+    fn save_snapshot(&self, domain: &QemuDomain, name: &str) -> Result<()> {
+        let stored = StoredSnapshot {
+            def: domain.snapshots.get(name)?.clone(),
+            current: domain.snapshots.current() == Some(name),
+            checkpoint: domain.snapshot_checkpoints.get(name).cloned(),
+        };
+        self.layout.save(&self.layout.snapshot_file(domain.name(), name), &store::snapshot_document(&stored))
+    }
+
+    /// Makes `current` the current snapshot (or none), rewriting the files of the old and
+    /// the new current one.
+    fn set_current_snapshot(&self, domain: &mut QemuDomain, current: Option<&str>) -> Result<()> {
+        let old = domain.snapshots.current().map(str::to_string);
+        domain.snapshots.set_current(current);
+        for name in [old.as_deref(), current].into_iter().flatten() {
+            if domain.snapshots.contains(name) {
+                self.save_snapshot(domain, name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a prepared snapshot to the list and its metadata to disk: its own file
+    /// first (which completes a creation), then the file of the snapshot that was
+    /// current before it, if it no longer is.
+    fn commit_snapshot(&self, domain: &mut QemuDomain, prepared: Prepared, checkpoint: Option<String>) -> Result<()> {
+        let name = prepared.def.name.clone();
+        let old = domain.snapshots.current().map(str::to_string);
+        domain.snapshots.commit(prepared)?;
+        match checkpoint {
+            Some(c) => domain.snapshot_checkpoints.insert(name.clone(), c),
+            None => domain.snapshot_checkpoints.remove(&name),
+        };
+        self.save_snapshot(domain, &name)?;
+        kill_point("snapshot-metadata-written");
+        match old {
+            Some(old) if old != name && domain.snapshots.current() != Some(old.as_str()) => {
+                self.save_snapshot(domain, &old)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes snapshot metadata per the delete flags: reparented children are rewritten
+    /// first, then the current snapshot, then the files of the deleted ones.
+    fn delete_snapshot_metadata(&self, domain: &mut QemuDomain, name: &str, flags: u32) -> Result<()> {
+        let old_current = domain.snapshots.current().map(str::to_string);
+        let deleted = domain.snapshots.delete(name, flags)?;
+        for child in &deleted.reparented {
+            self.save_snapshot(domain, child)?;
+        }
+        if let Some(now) = domain.snapshots.current().filter(|c| Some(*c) != old_current.as_deref()) {
+            self.save_snapshot(domain, now)?;
+        }
+        for removed in &deleted.removed {
+            domain.snapshot_checkpoints.remove(&removed.name);
+            self.layout.remove(&self.layout.snapshot_file(domain.name(), &removed.name))?;
+        }
+        Ok(())
+    }
+}
+
+/// The image files of a snapshot's internal disks, found in the snapshot's own copy of
+/// the domain definition (else the domain's).
+fn internal_images(def: &SnapshotDef, domain: &DomainDef) -> Vec<PathBuf> {
+    let dom = def.domain.as_deref().unwrap_or(domain);
+    def.disks
+        .iter()
+        .filter(|d| d.kind == SnapshotLocation::Internal)
+        .filter_map(|d| dom.disk(&d.name).and_then(|disk| disk.source.clone()))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// libvirt's checks of a new internal snapshot's disks against the domain's
+/// (`qemuSnapshotPrepare`), with what this driver cannot do yet refused.
+fn check_new_disks(def: &SnapshotDef, domain: &DomainDef) -> Result<()> {
+    let mut found_internal = false;
+    let mut forbid_internal = false;
+    for (disk, dom_disk) in def.disks.iter().zip(&domain.disks) {
+        match disk.kind {
+            SnapshotLocation::Internal => {
+                found_internal = true;
+                let format = dom_disk.format.as_deref().unwrap_or("raw");
+                if format != "qcow2" {
+                    return Err(unsupported_config(format!(
+                        "internal snapshot for disk {} unsupported for storage type {format}",
+                        disk.name
+                    )));
+                }
+            }
+            SnapshotLocation::External => return Err(not_yet("external snapshots")),
+            SnapshotLocation::Manual => forbid_internal = true,
+            SnapshotLocation::No | SnapshotLocation::Default => {
+                forbid_internal |= !dom_disk.is_empty() && !dom_disk.readonly;
+            }
+        }
+    }
+    if !found_internal {
+        return Err(unsupported_config("nothing selected for snapshot"));
+    }
+    if forbid_internal {
+        return Err(unsupported_config(
+            "internal and full system snapshots require all disks to be selected for snapshot",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str, flags: u32) -> Result<String> {
+    use Create::*;
+    let all = [
+        VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE,
+        VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT,
+        VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA,
+        VIR_DOMAIN_SNAPSHOT_CREATE_HALT,
+        VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY,
+        VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT,
+        VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE,
+        VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC,
+        VIR_DOMAIN_SNAPSHOT_CREATE_LIVE,
+        VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE,
+    ];
+    Error::check_flags(FROM, "qemuDomainSnapshotCreateXML", flags, all.iter().fold(0, |a, f| a | *f as u32))?;
+    let set = |f: Create| flags & f as u32 != 0;
+    if set(VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA) {
+        return Err(not_yet("snapshots without metadata"));
+    }
+    if set(VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY) || set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT) {
+        return Err(not_yet("external (disk-only) snapshots"));
+    }
+    let redefine = set(VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE);
+    driver.with_state(Scope::Domain(&dom.name), true, |inner, _| {
+        let at = inner.position(dom)?;
+        let domain = &inner.domains[at];
+        let active = domain.live.is_some();
+        let how = SnapshotParse {
+            redefine,
+            offline: !active,
+            validate: set(VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE),
+            keep_cookie: true,
+            now: None,
+        };
+        let mut def = SnapshotDef::parse(xml, how)?;
+        check_snapshot_name(&def.name, FROM)?;
+        store::check_file_name("snapshot", &def.name)?;
+        if redefine {
+            let prepared = domain.snapshots.prepare_redefine(def, &domain.def().uuid, flags)?;
+            let name = prepared.def.name.clone();
+            let checkpoint = inner.domains[at].snapshot_checkpoints.get(&name).cloned();
+            driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)?;
+            return Ok(name);
+        }
+        if set(VIR_DOMAIN_SNAPSHOT_CREATE_LIVE) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "live snapshot creation is supported only during full system snapshots",
+            ));
+        }
+        if active {
+            return Err(not_yet("snapshots of a running domain"));
+        }
+        if set(VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE) {
+            return Err(invalid("domain is not running"));
+        }
+        QemuDriver::check_no_job_daemon(domain, "take a snapshot of")?;
+        let domain_def = domain.def().clone();
+        def.domain = Some(domain_def.clone());
+        def.state = SnapshotState::Shutoff;
+        def.memory = SnapshotLocation::No;
+        def.align_disks(None, SnapshotLocation::Internal, true, snapshots::is_regular_file)?;
+        check_new_disks(&def, &domain_def)?;
+        if domain.snapshots.contains(&def.name) {
+            return Err(domain.snapshots.exists_error(&def.name));
+        }
+        def.parent = domain.snapshots.current().map(str::to_string);
+        let name = def.name.clone();
+        let bitmap = snapshot_bitmap(&name);
+        let images = internal_images(&def, &domain_def);
+        for path in &images {
+            let state = image::state(path)?;
+            if state.snapshots.contains(&name) || state.has_bitmap(&bitmap) {
+                return Err(Error::new(
+                    FROM,
+                    Code::VIR_ERR_OPERATION_FAILED,
+                    format!("disk image '{}' already has a snapshot named '{name}'", path.display()),
+                ));
+            }
+        }
+        let checkpoint = domain.checkpoints.current().map(str::to_string);
+        let mut intent = Intent::new("snapshot creation", domain.name());
+        intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: images.clone() });
+        let prepared = Prepared { def, replaces: false, make_current: true };
+        driver.journaled(inner, intent, |inner, _| {
+            for path in &images {
+                image::create_snapshot(path, &name)?;
+                kill_point("snapshot-image-taken");
+                image::add_bitmap(path, &bitmap, true, 65536)?;
+            }
+            driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
+        })?;
+        Ok(name)
+    })
+}
+
+pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+    let allowed = Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN as u32
+        | Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32
+        | Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY as u32;
+    Error::check_flags(FROM, "qemuDomainSnapshotDelete", flags, allowed)?;
+    driver.with_state(Scope::Domain(&dom.name), true, |inner, _| {
+        let at = inner.position(dom)?;
+        let domain = &inner.domains[at];
+        let doomed = domain.snapshots.to_be_deleted(name, flags)?;
+        if flags & Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32 != 0 {
+            return driver.delete_snapshot_metadata(&mut inner.domains[at], name, flags);
+        }
+        if domain.live.is_some() {
+            return Err(not_yet("snapshots of a running domain"));
+        }
+        QemuDriver::check_no_job_daemon(domain, "delete a snapshot of")?;
+        let images: Vec<(PathBuf, String)> = doomed
+            .iter()
+            .flat_map(|d| internal_images(d, domain.def()).into_iter().map(|p| (p, d.name.clone())))
+            .collect();
+        let mut intent = Intent::new("snapshot deletion", domain.name());
+        intent.snapshot = Some(SnapshotStep::Delete { name: name.to_string(), flags, images });
+        // Always finished, never undone: settling the record does the work.
+        driver.journaled(inner, intent, |_, _| Ok(()))
+    })
+}
+
+/// Does (again) what is left of a snapshot deletion: each image's internal snapshot and
+/// bitmap, where still there, then the metadata.
+pub(crate) fn finish_delete(
     driver: &QemuDriver,
-    dom: &DomainId,
+    inner: &mut Inner,
+    domain: &str,
     name: &str,
     flags: u32,
-    function: &str,
-) -> Result<T> {
-    let allowed = match function {
-        "qemuDomainSnapshotGetXMLDesc" => crate::abi::VIR_DOMAIN_SNAPSHOT_XML_SECURE as u32,
-        "qemuDomainRevertToSnapshot" => {
-            Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32
-                | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED as u32
-                | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE as u32
-                | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM as u32
+    images: &[(PathBuf, String)],
+) -> Result<()> {
+    for (path, snapshot) in images {
+        let state = image::state(path)?;
+        if state.snapshots.contains(snapshot) {
+            image::delete_snapshot(path, snapshot)?;
+            kill_point("snapshot-image-deleted");
         }
-        "qemuDomainSnapshotDelete" => {
-            Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN as u32
-                | Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32
-                | Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY as u32
+        if state.has_bitmap(&snapshot_bitmap(snapshot)) {
+            image::remove_bitmap(path, &snapshot_bitmap(snapshot))?;
         }
-        _ => 0,
-    };
-    with_snapshots(driver, dom, function, flags, allowed, |_| Err(moment::not_found::<SnapshotDef>(FROM, name)))
+    }
+    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
+    if dom.snapshots.contains(name) {
+        driver.delete_snapshot_metadata(dom, name, flags)?;
+    }
+    Ok(())
+}
+
+/// Completes a snapshot creation whose metadata was written: it is the current snapshot
+/// (the file of the one current before may still say otherwise).
+pub(crate) fn finish_create(driver: &QemuDriver, inner: &mut Inner, domain: &str, name: &str) -> Result<()> {
+    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
+    if !dom.snapshots.contains(name) {
+        return Ok(());
+    }
+    driver.set_current_snapshot(dom, Some(name))
+}
+
+/// Undoes a snapshot creation that did not complete: its internal snapshot and bitmap go
+/// from every image that has them.
+pub(crate) fn undo_create(name: &str, images: &[PathBuf]) -> Result<()> {
+    for path in images {
+        let Ok(state) = image::state(path) else { continue };
+        if state.snapshots.iter().any(|s| s == name) {
+            image::delete_snapshot(path, name)?;
+        }
+        if state.has_bitmap(&snapshot_bitmap(name)) {
+            image::remove_bitmap(path, &snapshot_bitmap(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where an image's bitmaps wait while a snapshot is applied.
+fn aside_path(layout: &Layout, domain: &str, op: &str, index: usize) -> PathBuf {
+    layout.run_dir(domain).join(format!("bitmaps-{op}-{index}.qcow2"))
+}
+
+pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str, flags: u32) -> Result<()> {
+    let allowed = Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32
+        | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED as u32
+        | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE as u32
+        | Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM as u32;
+    Error::check_flags(FROM, "qemuDomainRevertToSnapshot", flags, allowed)?;
+    if flags & Revert::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED as u32 != 0 {
+        return Err(Error::new(
+            FROM,
+            Code::VIR_ERR_OPERATION_UNSUPPORTED,
+            "this driver's domains have no processors to pause: revert with RUNNING, or neither",
+        ));
+    }
+    driver.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
+        let at = inner.position(dom)?;
+        let domain = &inner.domains[at];
+        let snap = domain.snapshots.get(name)?.clone();
+        if snap.domain.is_none() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_SNAPSHOT_REVERT_RISKY,
+                format!("snapshot '{name}' lacks domain '{}' rollback info", domain.name()),
+            ));
+        }
+        if snap.is_external() {
+            return Err(not_yet("reverts to external snapshots"));
+        }
+        if snap.state != SnapshotState::Shutoff {
+            return Err(not_yet("reverts to snapshots with memory state"));
+        }
+        if domain.live.is_some() {
+            return Err(not_yet("reverts of a running domain"));
+        }
+        QemuDriver::check_no_job_daemon(domain, "revert")?;
+        let images = internal_images(&snap, domain.def());
+        for path in &images {
+            if !image::state(path)?.snapshots.iter().any(|s| s == name) {
+                return Err(Error::new(
+                    FROM,
+                    Code::VIR_ERR_OPERATION_FAILED,
+                    format!("disk image '{}' has no snapshot '{name}'", path.display()),
+                ));
+            }
+        }
+        let dom_name = domain.name().to_string();
+        let mut intent = Intent::new("snapshot revert", &dom_name);
+        let op = intent.op.clone();
+        let pairs: Vec<(PathBuf, PathBuf)> =
+            images.iter().enumerate().map(|(i, p)| (p.clone(), aside_path(layout, &dom_name, &op, i))).collect();
+        intent.snapshot = Some(SnapshotStep::Revert { name: name.to_string(), images: pairs.clone(), saved: false });
+        layout.ensure_dir(&layout.run_dir(&dom_name))?;
+        driver.journaled(inner, intent, |_, journal| {
+            let bitmap = snapshot_bitmap(name);
+            for (path, aside) in &pairs {
+                image::set_bitmaps_aside(path, aside, &bitmap)?;
+            }
+            kill_point("snapshot-bitmaps-set-aside");
+            journal.record(|i| {
+                if let Some(SnapshotStep::Revert { saved, .. }) = &mut i.snapshot {
+                    *saved = true;
+                }
+            })?;
+            kill_point("snapshot-revert-recorded");
+            // Settling the record finishes the revert from here.
+            Ok(())
+        })
+    })?;
+    if flags & Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32 != 0 {
+        super::domain::domain_create(driver, dom, 0)?;
+    }
+    Ok(())
+}
+
+/// Finishes a revert whose bitmaps are set aside: applies the snapshot to every image
+/// (setting their bitmaps back), then the domain takes the snapshot's definition, the
+/// snapshot becomes current and so does the checkpoint that was current when it was
+/// taken.
+pub(crate) fn finish_revert(
+    driver: &QemuDriver,
+    inner: &mut Inner,
+    domain: &str,
+    name: &str,
+    images: &[(PathBuf, PathBuf)],
+) -> Result<()> {
+    let bitmap = snapshot_bitmap(name);
+    for (path, aside) in images {
+        if aside.exists() {
+            image::apply_snapshot(path, aside, name, &bitmap)?;
+            kill_point("snapshot-image-applied");
+        }
+    }
+    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
+    let Ok(snap) = dom.snapshots.get(name) else { return Ok(()) };
+    if let (Some(def), Some(_)) = (snap.domain.clone(), &dom.persistent) {
+        let layout = &driver.layout;
+        layout.save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
+        dom.persistent = Some(def);
+    }
+    driver.set_current_snapshot(dom, Some(name))?;
+    let checkpoint = dom.snapshot_checkpoints.get(name).filter(|c| dom.checkpoints.contains(c)).cloned();
+    dom.checkpoints.set_current(checkpoint.as_deref());
+    driver.save_current(dom)
+}
+
+/// Undoes a revert that did not set every image's bitmaps aside: the files that were
+/// to hold them go (what was merged into the images' bitmaps only adds clusters).
+pub(crate) fn undo_revert(images: &[(PathBuf, PathBuf)]) {
+    for (_, aside) in images {
+        let _ = std::fs::remove_file(aside);
+    }
 }

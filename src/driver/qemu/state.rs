@@ -22,6 +22,7 @@ use super::store::{self, Layout, Scope};
 use crate::abi::{virDomainRunningReason, virDomainShutoffReason, virDomainState};
 use crate::conf::domain::DomainDef;
 use crate::driver::checkpoints::Checkpoints;
+use crate::driver::snapshots::Snapshots;
 use crate::driver::{DomainFacts, DomainId};
 use crate::engine::{Access, EngineDisk, Session, daemon};
 use crate::error::{Code, Domain, Error, Result};
@@ -80,6 +81,9 @@ pub(crate) struct QemuDomain {
     /// Marked to start with the driver (`etc/qemu/autostart/<domain>.xml`).
     pub(crate) autostart: bool,
     pub(crate) checkpoints: Checkpoints,
+    pub(crate) snapshots: Snapshots,
+    /// For each snapshot, the checkpoint that was current when it was taken.
+    pub(crate) snapshot_checkpoints: HashMap<String, String>,
     /// The running backup job and the last finished one.
     pub(crate) jobs: JobFile,
 }
@@ -106,6 +110,7 @@ impl QemuDomain {
             state: self.state().0,
             autostart: self.autostart,
             checkpoints: self.checkpoints.len(),
+            snapshots: self.snapshots.len(),
             ..Default::default()
         }
     }
@@ -401,6 +406,18 @@ impl QemuDriver {
                 for problem in problems {
                     eprintln!("virbackup: warning : checkpoint tree: {}", problem.message);
                 }
+                let current_snapshot = found.snapshots.iter().find(|s| s.current).map(|s| s.def.name.clone());
+                let snapshot_checkpoints = found
+                    .snapshots
+                    .iter()
+                    .filter_map(|s| s.checkpoint.clone().map(|c| (s.def.name.clone(), c)))
+                    .collect();
+                let (mut snapshots, problems) =
+                    Snapshots::load(FROM, found.snapshots.into_iter().map(|s| s.def).collect());
+                for problem in problems {
+                    eprintln!("virbackup: warning : snapshot tree: {}", problem.message);
+                }
+                snapshots.set_current(current_snapshot.as_deref());
                 let mut domain = QemuDomain {
                     persistent: found.def,
                     live: found.status.map(|s| Live {
@@ -418,6 +435,8 @@ impl QemuDriver {
                     off_reason: 0,
                     autostart: false,
                     checkpoints,
+                    snapshots,
+                    snapshot_checkpoints,
                     jobs: JobFile::default(),
                 };
                 domain.jobs = JobFile::parse(found.job.as_deref(), domain.name());

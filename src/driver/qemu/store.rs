@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conf::checkpoint::{CheckpointDef, CheckpointFormat};
 use crate::conf::domain::DomainDef;
+use crate::conf::snapshot::{SnapshotDef, SnapshotFormat, SnapshotParse};
 use crate::conf::xml::Element;
 use crate::error::{Code, Domain, Error, Result};
 
@@ -90,6 +91,10 @@ impl Layout {
         self.root.join("lib/qemu/checkpoint")
     }
 
+    fn snapshots(&self) -> PathBuf {
+        self.root.join("lib/qemu/snapshot")
+    }
+
     fn run(&self) -> PathBuf {
         self.root.join("run/qemu")
     }
@@ -102,7 +107,7 @@ impl Layout {
             .mode(0o700)
             .create(&self.root)
             .map_err(|e| Error::system(FROM, format!("cannot create '{}'", self.root.display()), &e))?;
-        for dir in [self.definitions(), self.checkpoints(), self.run()] {
+        for dir in [self.definitions(), self.checkpoints(), self.snapshots(), self.run()] {
             self.ensure_dir(&dir)?;
         }
         Ok(())
@@ -230,6 +235,16 @@ impl Layout {
 
     pub fn current_file(&self, domain: &str) -> PathBuf {
         self.checkpoint_dir(domain).join(".current")
+    }
+
+    /// A domain's snapshot metadata, one file per snapshot in libvirt's format (the
+    /// current one marked `<active>1</active>`).
+    pub fn snapshot_dir(&self, domain: &str) -> PathBuf {
+        self.snapshots().join(domain)
+    }
+
+    pub fn snapshot_file(&self, domain: &str, snapshot: &str) -> PathBuf {
+        self.snapshot_dir(domain).join(format!("{snapshot}.xml"))
     }
 
     /// The record of the operation under way (see `intent.rs`).
@@ -402,6 +417,7 @@ pub struct Found {
     pub status: Option<Arc<Status>>,
     pub checkpoints: Vec<CheckpointDef>,
     pub current: Option<String>,
+    pub snapshots: Vec<StoredSnapshot>,
     /// The text of the job file, when there is one.
     pub job: Option<String>,
 }
@@ -442,6 +458,7 @@ enum Parsed {
     Domain(Arc<DomainDef>),
     Status(Arc<Status>),
     Checkpoint(CheckpointDef),
+    Snapshot(StoredSnapshot),
 }
 
 /// The documents read by earlier loads, by file: a reload parses only the files that
@@ -509,6 +526,43 @@ fn xml_files(layout: &Layout, dir: &Path) -> Vec<PathBuf> {
 
 fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A snapshot's saved metadata: the definition, whether it is the current snapshot, and
+/// the checkpoint that was current when it was taken (virbackup's own element).
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot {
+    pub def: SnapshotDef,
+    pub current: bool,
+    pub checkpoint: Option<String>,
+}
+
+/// The element that records a snapshot's checkpoint in its metadata file.
+const SNAPSHOT_CHECKPOINT: &str = "virbackup:checkpoint";
+
+/// The metadata file of a snapshot: libvirt's format (with secrets and `<active>`), and
+/// the checkpoint in virbackup's namespace, which libvirt's reader passes over.
+pub fn snapshot_document(stored: &StoredSnapshot) -> String {
+    let how = SnapshotFormat { secure: true, internal: true, current: stored.current };
+    let mut text = stored.def.format(None, how);
+    if let Some(checkpoint) = &stored.checkpoint {
+        let end = text.rfind("</domainsnapshot>").unwrap_or(text.len());
+        let mut element = String::new();
+        Element::new(SNAPSHOT_CHECKPOINT)
+            .with_attr("xmlns:virbackup", super::NAMESPACE)
+            .with_text(checkpoint.clone())
+            .write(&mut element, 2);
+        text.insert_str(end, &element);
+    }
+    text
+}
+
+fn parse_snapshot_document(text: &str) -> std::result::Result<StoredSnapshot, String> {
+    let how = SnapshotParse { keep_cookie: true, ..Default::default() };
+    let (def, current) = SnapshotDef::parse_stored(text, how).map_err(|e| e.message)?;
+    let root = Element::parse(text).map_err(|e| format!("{e:?}"))?;
+    let checkpoint = root.child(SNAPSHOT_CHECKPOINT).map(Element::text).filter(|c| !c.is_empty());
+    Ok(StoredSnapshot { def, current, checkpoint })
 }
 
 /// Marks a domain autostart (or not): creates or removes its link, durably.
@@ -582,9 +636,14 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
             DomainDef::parse_stored(text).map(|d| Parsed::Domain(Arc::new(d))).map_err(|e| e.message)
         });
         match parsed {
-            Ok(Parsed::Domain(def)) if def.name == stem(&path) => {
-                domains.push(Found { def: Some(def), status: None, checkpoints: Vec::new(), current: None, job: None })
-            }
+            Ok(Parsed::Domain(def)) if def.name == stem(&path) => domains.push(Found {
+                def: Some(def),
+                status: None,
+                checkpoints: Vec::new(),
+                current: None,
+                snapshots: Vec::new(),
+                job: None,
+            }),
             Ok(Parsed::Domain(def)) => snapshot.problems.push(format!(
                 "domain definition '{}' names domain '{}', not '{}'",
                 path.display(),
@@ -606,6 +665,7 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
                         status: Some(status),
                         checkpoints: Vec::new(),
                         current: None,
+                        snapshots: Vec::new(),
                         job: None,
                     }),
                 }
@@ -635,6 +695,18 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
                 Err(e) => snapshot.problems.push(format!("cannot load checkpoint metadata '{}': {e}", path.display())),
             }
         }
+        for path in xml_files(layout, &layout.snapshot_dir(&name)) {
+            match cache.get(layout, &path, |text| parse_snapshot_document(text).map(Parsed::Snapshot)) {
+                Ok(Parsed::Snapshot(stored)) if stored.def.name == stem(&path) => found.snapshots.push(stored),
+                Ok(Parsed::Snapshot(stored)) => snapshot.problems.push(format!(
+                    "snapshot metadata '{}' names snapshot '{}'",
+                    path.display(),
+                    stored.def.name
+                )),
+                Ok(_) => {}
+                Err(e) => snapshot.problems.push(format!("cannot load snapshot metadata '{}': {e}", path.display())),
+            }
+        }
         found.current = layout
             .read(&layout.current_file(&name))
             .ok()
@@ -655,8 +727,10 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
 /// Only called with the root locked: no write of another process is under way then.
 pub fn remove_stale_temporaries(layout: &Layout) {
     let mut dirs = vec![layout.definitions(), layout.run()];
-    if let Ok(entries) = fs::read_dir(layout.checkpoints()) {
-        dirs.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+    for kind in [layout.checkpoints(), layout.snapshots()] {
+        if let Ok(entries) = fs::read_dir(kind) {
+            dirs.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+        }
     }
     for dir in dirs {
         if layout.parts_below_root(&dir).is_err() {

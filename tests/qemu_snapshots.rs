@@ -1,0 +1,191 @@
+//! Snapshots on real qcow2 images through the embedded QEMU driver: internal snapshots
+//! of a shut-off domain, reverts and deletes, metadata that a new process reads, and
+//! checkpoints that stay correct bases for incremental backups across reverts (each
+//! incremental restored onto its base equals the disk).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{Fixture, checkpoint, compare, push_xml, restore_and_compare, run, wait_job, write_pattern};
+use virbackup::driver::{self, DomainId, Driver, Listing};
+use virbackup::error::Code;
+
+const MIB: u64 = 1 << 20;
+
+fn open(fixture: &Fixture) -> Arc<dyn Driver> {
+    driver::open(&fixture.uri(), 0).unwrap()
+}
+
+/// A shut-off domain with a 64 MiB qcow2 disk `vda` holding some data.
+fn define(fixture: &Fixture, driver: &dyn Driver) -> (DomainId, PathBuf) {
+    let vda = fixture.create_image("vm-a.qcow2", "qcow2", "64M");
+    write_pattern(&vda, "qcow2", 0x11, 0, 8 * MIB);
+    let dom = driver.domain_define_xml(&fixture.domain_xml("vm", &[("vda", &vda, "qcow2")]), 0).unwrap();
+    (dom, vda)
+}
+
+fn snapshot_xml(name: &str) -> String {
+    format!("<domainsnapshot><name>{name}</name></domainsnapshot>")
+}
+
+/// A push backup into `target` (full, or incremental from `since`), creating
+/// checkpoint `create` when given; waits for it to end.
+fn backup(driver: &dyn Driver, dom: &DomainId, target: &Path, since: Option<&str>, create: Option<&str>) {
+    let cp = create.map(checkpoint);
+    driver.backup_begin(dom, &push_xml(target, since), cp.as_deref(), 0).unwrap();
+    let stats = wait_job(driver, dom);
+    assert_eq!(stats.job_type, 3, "the backup did not complete: {stats:?}");
+}
+
+fn names(listing: Listing) -> Vec<String> {
+    let Listing::Names(mut names) = listing else { panic!("a count, not names") };
+    names.sort();
+    names
+}
+
+fn image_snapshots(image: &Path) -> Vec<String> {
+    let out = run("qemu-img", &["info", "-U", "--output=json", image.to_str().unwrap()]);
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    info["snapshots"]
+        .as_array()
+        .map(|l| l.iter().map(|s| s["name"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The scenario: full backup with checkpoint c1; writes; snapshot s1; writes; full
+/// backup with checkpoint c2; writes; revert to s1; writes; full backup with checkpoint
+/// c3 (a child of c1). Then an incremental from each of c1, c2 and c3, restored on top
+/// of the full backup taken with it, equals the disk.
+#[test]
+fn checkpoints_stay_correct_across_a_revert() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    let full = |n: &str| fixture.image(&format!("full-{n}.qcow2"));
+
+    backup(&*driver, &dom, &full("c1"), None, Some("c1"));
+    write_pattern(&vda, "qcow2", 0x21, 10 * MIB, 2 * MIB);
+    assert_eq!(driver.snapshot_create_xml(&dom, &snapshot_xml("s1"), 0).unwrap(), "s1");
+    let at_s1 = fixture.image("at-s1.qcow2");
+    run("qemu-img", &["convert", "-O", "qcow2", vda.to_str().unwrap(), at_s1.to_str().unwrap()]);
+    write_pattern(&vda, "qcow2", 0x22, 20 * MIB, 3 * MIB);
+    backup(&*driver, &dom, &full("c2"), None, Some("c2"));
+    write_pattern(&vda, "qcow2", 0x23, 30 * MIB, MIB);
+
+    driver.revert_to_snapshot(&dom, "s1", 0).unwrap();
+    assert!(compare(&vda, &at_s1), "the revert brought the disk back to s1");
+    // The checkpoint current when s1 was taken is current again: c3 becomes its child.
+    write_pattern(&vda, "qcow2", 0x24, 40 * MIB, MIB);
+    backup(&*driver, &dom, &full("c3"), None, Some("c3"));
+    assert_eq!(driver.checkpoint_get_parent(&dom, "c3", 0).unwrap(), "c1");
+    assert_eq!(names(driver.checkpoint_list_all_children(&dom, "c1", 0, false).unwrap()), ["c2", "c3"]);
+    write_pattern(&vda, "qcow2", 0x25, 50 * MIB, MIB);
+
+    for base in ["c1", "c2", "c3"] {
+        let inc = fixture.image(&format!("inc-{base}.qcow2"));
+        backup(&*driver, &dom, &inc, Some(base), None);
+        assert!(
+            restore_and_compare(&fixture, &inc, &full(base), &vda),
+            "the incremental from {base} restores the disk"
+        );
+    }
+    // The clusters the revert changed back (written at 20 MiB before c2, zeros again
+    // after it) are in the incremental from c2, in its own layer: the snapshot's bitmap
+    // was added to c2's.
+    let map = run("qemu-img", &["map", "--output=json", fixture.image("inc-c2.qcow2").to_str().unwrap()]);
+    let extents: serde_json::Value = serde_json::from_str(&map).unwrap();
+    let holds = |offset: u64| {
+        extents.as_array().unwrap().iter().any(|e| {
+            let (start, len) = (e["start"].as_u64().unwrap(), e["length"].as_u64().unwrap());
+            e["present"].as_bool() == Some(true)
+                && e["depth"].as_u64() == Some(0)
+                && start <= offset
+                && offset < start + len
+        })
+    };
+    assert!(holds(20 * MIB) && holds(30 * MIB) && holds(40 * MIB), "{map}");
+    assert!(!holds(0), "clusters unchanged since c2 are not copied: {map}");
+}
+
+#[test]
+fn snapshots_are_listed_reverted_deleted_and_kept_for_another_process() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("s1"), 0).unwrap();
+    write_pattern(&vda, "qcow2", 0x31, 0, MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("s2"), 0).unwrap();
+    driver.revert_to_snapshot(&dom, "s1", 0).unwrap();
+    driver.snapshot_create_xml(&dom, &snapshot_xml("s3"), 0).unwrap();
+    // A branching tree: s1 has two children; s3 is current.
+    assert_eq!(
+        names(driver.snapshot_list_all_children(&dom, "s1", 0, false, "virDomainSnapshotListAllChildren").unwrap()),
+        ["s2", "s3"]
+    );
+    assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "s3");
+    let xml = driver.snapshot_get_xml_desc(&dom, "s3", 0).unwrap();
+    assert!(xml.contains("<state>shutoff</state>") && xml.contains("<disk name='vda' snapshot='internal'/>"), "{xml}");
+    assert!(xml.contains("<parent>\n    <name>s1</name>"), "{xml}");
+    assert_eq!(image_snapshots(&vda), ["s1", "s2", "s3"]);
+
+    // Another process sees the same tree and current snapshot.
+    drop(driver);
+    let again = open(&fixture);
+    assert_eq!(again.snapshot_current(&dom, 0).unwrap(), "s3");
+    assert_eq!(again.snapshot_get_parent(&dom, "s2", 0).unwrap(), "s1");
+    assert_eq!(again.snapshot_get_xml_desc(&dom, "s3", 0).unwrap(), xml);
+
+    // Deleting s1 moves its children up and removes it from the image.
+    again.snapshot_delete(&dom, "s1", 0).unwrap();
+    assert_eq!(image_snapshots(&vda), ["s2", "s3"]);
+    assert!(again.snapshot_get_parent(&dom, "s2", 0).is_err());
+    assert!(!common::bitmap_names(&vda).iter().any(|b| b.ends_with("/s1")));
+    // Children only, then metadata only (the image keeps its snapshot).
+    again.snapshot_delete(&dom, "s3", 4).unwrap();
+    again.snapshot_delete(&dom, "s3", 2).unwrap();
+    assert_eq!(image_snapshots(&vda), ["s2", "s3"]);
+    let listing = again.list_all_snapshots(&dom, 0, true, "virDomainSnapshotNum").unwrap();
+    assert_eq!(listing.len(), 1);
+    // Undefine refuses while snapshots exist, unless their metadata may go.
+    let e = again.domain_undefine(&dom, 0).unwrap_err();
+    assert_eq!(e.message, "Requested operation is not valid: cannot delete inactive domain with 1 snapshots");
+    again.domain_undefine(&dom, 1 << 1).unwrap();
+}
+
+#[test]
+fn what_is_not_supported_is_refused_and_leaves_nothing() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    let raw = fixture.create_image("vm-b.raw", "raw", "16M");
+    let two = driver
+        .domain_define_xml(
+            &fixture.domain_xml(
+                "two",
+                &[("vda", &fixture.create_image("t.qcow2", "qcow2", "16M"), "qcow2"), ("vdb", &raw, "raw")],
+            ),
+            0,
+        )
+        .unwrap();
+    let e = driver.snapshot_create_xml(&two, &snapshot_xml("s"), 0).unwrap_err();
+    assert_eq!(e.message, "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw");
+    let e = driver.snapshot_create_xml(&dom, &snapshot_xml("s"), 1 << 4).unwrap_err();
+    assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED);
+    let e = driver.snapshot_create_xml(&dom, &snapshot_xml("a/b"), 0).unwrap_err();
+    assert_eq!(e.message, "invalid snapshot name 'a/b': name can't contain '/'");
+    let e = driver.snapshot_create_xml(&dom, &snapshot_xml(".x"), 0).unwrap_err();
+    assert_eq!(e.code, Code::VIR_ERR_XML_DETAIL);
+    driver.domain_create(&dom, 0).unwrap();
+    let e = driver.snapshot_create_xml(&dom, &snapshot_xml("s"), 0).unwrap_err();
+    assert_eq!(e.message, "Operation not supported: snapshots of a running domain are not supported yet");
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert!(image_snapshots(&vda).is_empty());
+    assert!(!fixture.root().join("lib/qemu/snapshot/vm").read_dir().is_ok_and(|mut d| d.next().is_some()));
+    // A name an image already holds is refused before anything is done.
+    run("qemu-img", &["snapshot", "-c", "taken", vda.to_str().unwrap()]);
+    let e = driver.snapshot_create_xml(&dom, &snapshot_xml("taken"), 0).unwrap_err();
+    assert!(e.message.contains("already has a snapshot named 'taken'"), "{}", e.message);
+    assert_eq!(image_snapshots(&vda), ["taken"]);
+}
