@@ -467,3 +467,45 @@ fn snapshot_deletion_killed_in_its_image_is_finished() {
     assert_eq!((listed, current, in_image), (strings(&["s2"]), Some("s2".into()), strings(&["s2"])));
     assert_eq!(bitmaps, ["c1", "c2", "virbackup-snapshot/s2"]);
 }
+
+#[test]
+fn snapshot_of_a_running_domain_killed_in_its_engine_is_undone() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "on", true);
+    killed_at(&fixture, "on", "snapshot:s1", "snapshot-image-taken");
+    let driver = open(&fixture);
+    driver.domain_lookup_by_name("on").unwrap();
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    assert_eq!(driver.list_all_snapshots(&dom, 0, true, "virDomainSnapshotNum").unwrap().len(), 0);
+    let run_dir = fixture.root().join("run/qemu/on");
+    let (extras, bitmaps) = engine_extras(&run_dir.join("qmp.sock"));
+    assert!(extras.is_empty(), "left in the engine: {extras:?}");
+    assert_eq!(bitmaps, ["c1", "c2"]);
+    let answer = qmp(&run_dir.join("qmp.sock"), "query-named-block-nodes", Some(json!({"flat": true})));
+    let snapshots: Vec<&Value> =
+        answer.as_array().unwrap().iter().filter_map(|n| n["image"]["snapshots"].as_array()).flatten().collect();
+    assert!(snapshots.is_empty(), "internal snapshots left: {snapshots:?}");
+    snapshot(driver.as_ref(), &dom, "s1");
+    driver.domain_destroy(&dom, 0).unwrap();
+    let (listed, current, in_image, _) = snapshot_state(&fixture, "on", &vda);
+    assert_eq!((listed, current, in_image), (strings(&["s1"]), Some("s1".into()), strings(&["s1"])));
+}
+
+#[test]
+fn revert_of_a_running_domain_killed_is_finished_and_leaves_it_shut_off() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "on", true);
+    let driver = open(&fixture);
+    snapshot(driver.as_ref(), &dom, "s1");
+    common::write_disk(&common::disk_file(driver.as_ref(), &dom, "vda"), 0x4e, 8 * MIB, MIB);
+    drop(driver);
+    killed_at(&fixture, "on", "revert:s1", "snapshot-revert-recorded");
+    assert!(daemons(&fixture).is_empty(), "the engine was stopped for the revert");
+    let (listed, current, in_image, bitmaps) = snapshot_state(&fixture, "on", &vda);
+    assert_eq!((listed, current, in_image), (strings(&["s1"]), Some("s1".into()), strings(&["s1"])));
+    assert_eq!(bitmaps, ["c1", "c2", "virbackup-snapshot/s1"]);
+    let driver = open(&fixture);
+    assert!(!driver.domain_is_active(&dom).unwrap());
+    driver.domain_create(&dom, 0).unwrap();
+    driver.domain_destroy(&dom, 0).unwrap();
+}

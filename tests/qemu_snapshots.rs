@@ -8,7 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{Fixture, checkpoint, compare, push_xml, restore_and_compare, run, wait_job, write_pattern};
+use common::{
+    Fixture, checkpoint, compare, disk_file, push_xml, read_disk, restore_and_compare, run, wait_job, write_disk,
+    write_pattern,
+};
 use virbackup::driver::{self, DomainId, Driver, Listing};
 use virbackup::error::Code;
 
@@ -57,44 +60,67 @@ fn image_snapshots(image: &Path) -> Vec<String> {
 /// The scenario: full backup with checkpoint c1; writes; snapshot s1; writes; full
 /// backup with checkpoint c2; writes; revert to s1; writes; full backup with checkpoint
 /// c3 (a child of c1). Then an incremental from each of c1, c2 and c3, restored on top
-/// of the full backup taken with it, equals the disk.
-#[test]
-fn checkpoints_stay_correct_across_a_revert() {
+/// of the full backup taken with it, equals the disk. On a running domain the writes go
+/// through its disk's FUSE file and the disk is read through it; the revert restarts it.
+fn checkpoints_across_a_revert(running: bool) {
     let fixture = Fixture::new();
     let driver = open(&fixture);
     let (dom, vda) = define(&fixture, &*driver);
+    if running {
+        driver.domain_create(&dom, 0).unwrap();
+    }
     let full = |n: &str| fixture.image(&format!("full-{n}.qcow2"));
+    let write = |pattern: u8, offset: u64, len: u64| {
+        if running {
+            write_disk(&disk_file(&*driver, &dom, "vda"), pattern, offset, len);
+        } else {
+            write_pattern(&vda, "qcow2", pattern, offset, len);
+        }
+    };
+    // The disk as it is now.
+    let freeze = |name: &str| {
+        if running {
+            read_disk(&fixture, &disk_file(&*driver, &dom, "vda"), name)
+        } else {
+            let copy = fixture.image(name);
+            run("qemu-img", &["convert", "-O", "qcow2", vda.to_str().unwrap(), copy.to_str().unwrap()]);
+            copy
+        }
+    };
 
     backup(&*driver, &dom, &full("c1"), None, Some("c1"));
-    write_pattern(&vda, "qcow2", 0x21, 10 * MIB, 2 * MIB);
+    write(0x21, 10 * MIB, 2 * MIB);
     assert_eq!(driver.snapshot_create_xml(&dom, &snapshot_xml("s1"), 0).unwrap(), "s1");
-    let at_s1 = fixture.image("at-s1.qcow2");
-    run("qemu-img", &["convert", "-O", "qcow2", vda.to_str().unwrap(), at_s1.to_str().unwrap()]);
-    write_pattern(&vda, "qcow2", 0x22, 20 * MIB, 3 * MIB);
+    let state = if running { "disk-snapshot" } else { "shutoff" };
+    assert!(driver.snapshot_get_xml_desc(&dom, "s1", 0).unwrap().contains(&format!("<state>{state}</state>")));
+    let at_s1 = freeze("at-s1.qcow2");
+    write(0x22, 20 * MIB, 3 * MIB);
     backup(&*driver, &dom, &full("c2"), None, Some("c2"));
-    write_pattern(&vda, "qcow2", 0x23, 30 * MIB, MIB);
+    write(0x23, 30 * MIB, MIB);
 
     driver.revert_to_snapshot(&dom, "s1", 0).unwrap();
-    assert!(compare(&vda, &at_s1), "the revert brought the disk back to s1");
+    assert_eq!(driver.domain_is_active(&dom).unwrap(), running, "the domain is in the snapshot's state");
+    assert!(compare(&freeze("after-revert.qcow2"), &at_s1), "the revert brought the disk back to s1");
     // The checkpoint current when s1 was taken is current again: c3 becomes its child.
-    write_pattern(&vda, "qcow2", 0x24, 40 * MIB, MIB);
+    write(0x24, 40 * MIB, MIB);
     backup(&*driver, &dom, &full("c3"), None, Some("c3"));
     assert_eq!(driver.checkpoint_get_parent(&dom, "c3", 0).unwrap(), "c1");
     assert_eq!(names(driver.checkpoint_list_all_children(&dom, "c1", 0, false).unwrap()), ["c2", "c3"]);
-    write_pattern(&vda, "qcow2", 0x25, 50 * MIB, MIB);
+    write(0x25, 50 * MIB, MIB);
 
     for base in ["c1", "c2", "c3"] {
         let inc = fixture.image(&format!("inc-{base}.qcow2"));
+        let now = freeze(&format!("disk-at-inc-{base}.qcow2"));
         backup(&*driver, &dom, &inc, Some(base), None);
         assert!(
-            restore_and_compare(&fixture, &inc, &full(base), &vda),
+            restore_and_compare(&fixture, &inc, &full(base), &now),
             "the incremental from {base} restores the disk"
         );
     }
     // The clusters the revert changed back (written at 20 MiB before c2, zeros again
     // after it) are in the incremental from c2, in its own layer: the snapshot's bitmap
     // was added to c2's.
-    let map = run("qemu-img", &["map", "--output=json", fixture.image("inc-c2.qcow2").to_str().unwrap()]);
+    let map = run("qemu-img", &["map", "-U", "--output=json", fixture.image("inc-c2.qcow2").to_str().unwrap()]);
     let extents: serde_json::Value = serde_json::from_str(&map).unwrap();
     let holds = |offset: u64| {
         extents.as_array().unwrap().iter().any(|e| {
@@ -107,6 +133,19 @@ fn checkpoints_stay_correct_across_a_revert() {
     };
     assert!(holds(20 * MIB) && holds(30 * MIB) && holds(40 * MIB), "{map}");
     assert!(!holds(0), "clusters unchanged since c2 are not copied: {map}");
+    if running {
+        driver.domain_destroy(&dom, 0).unwrap();
+    }
+}
+
+#[test]
+fn checkpoints_stay_correct_across_a_revert_of_a_shut_off_domain() {
+    checkpoints_across_a_revert(false);
+}
+
+#[test]
+fn checkpoints_stay_correct_across_a_revert_of_a_running_domain() {
+    checkpoints_across_a_revert(true);
 }
 
 #[test]
@@ -178,8 +217,9 @@ fn what_is_not_supported_is_refused_and_leaves_nothing() {
     let e = driver.snapshot_create_xml(&dom, &snapshot_xml(".x"), 0).unwrap_err();
     assert_eq!(e.code, Code::VIR_ERR_XML_DETAIL);
     driver.domain_create(&dom, 0).unwrap();
-    let e = driver.snapshot_create_xml(&dom, &snapshot_xml("s"), 0).unwrap_err();
-    assert_eq!(e.message, "Operation not supported: snapshots of a running domain are not supported yet");
+    let memory = "<domainsnapshot><name>s</name><memory snapshot='internal'/></domainsnapshot>";
+    let e = driver.snapshot_create_xml(&dom, memory, 0).unwrap_err();
+    assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED, "{}", e.message);
     driver.domain_destroy(&dom, 0).unwrap();
     assert!(image_snapshots(&vda).is_empty());
     assert!(!fixture.root().join("lib/qemu/snapshot/vm").read_dir().is_ok_and(|mut d| d.next().is_some()));

@@ -37,6 +37,8 @@ pub struct BlockNode {
     /// The size the node offers, in bytes.
     pub virtual_size: Option<u64>,
     pub bitmaps: Vec<BitmapInfo>,
+    /// The names of the image's internal snapshots.
+    pub snapshots: Vec<String>,
 }
 
 /// Every named block node of the process.
@@ -55,6 +57,7 @@ fn parse_block_nodes(answer: &Value) -> Vec<BlockNode> {
             driver: text(&n["drv"]),
             file: text(&n["file"]),
             virtual_size: n["image"]["virtual-size"].as_u64(),
+            snapshots: n["image"]["snapshots"].as_array().into_iter().flatten().map(|s| text(&s["name"])).collect(),
             bitmaps: n["dirty-bitmaps"]
                 .as_array()
                 .into_iter()
@@ -140,6 +143,11 @@ pub enum Action {
         node: String,
         name: String,
     },
+    /// An internal snapshot of `node`'s image named `name`.
+    InternalSnapshot {
+        node: String,
+        name: String,
+    },
     /// Merges `sources` (node, bitmap) into `node`'s bitmap `target`.
     MergeBitmaps {
         node: String,
@@ -173,6 +181,9 @@ impl Action {
             }
             Action::RemoveBitmap { node, name } => {
                 json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": name}})
+            }
+            Action::InternalSnapshot { node, name } => {
+                json!({"type": "blockdev-snapshot-internal-sync", "data": {"device": node, "name": name}})
             }
             Action::MergeBitmaps { node, target, sources } => {
                 let bitmaps: Vec<Value> = sources.iter().map(|(n, b)| json!({"node": n, "name": b})).collect();
@@ -260,6 +271,11 @@ pub fn dismiss_job(qmp: &mut Qmp, id: &str) -> Result<(), QmpError> {
 
 pub fn remove_bitmap(qmp: &mut Qmp, node: &str, name: &str) -> Result<(), QmpError> {
     qmp.execute("block-dirty-bitmap-remove", Some(json!({"node": node, "name": name}))).map(drop)
+}
+
+/// Deletes the internal snapshot `name` of `node`'s image.
+pub fn delete_internal_snapshot(qmp: &mut Qmp, node: &str, name: &str) -> Result<(), QmpError> {
+    qmp.execute("blockdev-snapshot-delete-internal-sync", Some(json!({"device": node, "name": name}))).map(drop)
 }
 
 /// Deletes an object (the TLS credentials of an NBD server that stopped).

@@ -58,10 +58,18 @@ fn run<S: AsRef<OsStr>>(args: &[S], what: &str, path: &Path) -> Result<Vec<u8>> 
     qemu_img(args, |why| format!("cannot {what} of image '{}': {why}", path.display()))
 }
 
-/// Reads an image's snapshots and bitmaps.
+/// Reads an image's snapshots and bitmaps (sharing it with a process that has it open,
+/// for a look before an operation).
 pub fn state(path: &Path) -> Result<ImageState> {
     let out = run(
-        &[OsStr::new("info"), OsStr::new("--output=json"), OsStr::new("-f"), OsStr::new("qcow2"), path.as_os_str()],
+        &[
+            OsStr::new("info"),
+            OsStr::new("-U"),
+            OsStr::new("--output=json"),
+            OsStr::new("-f"),
+            OsStr::new("qcow2"),
+            path.as_os_str(),
+        ],
         "read the snapshots and bitmaps",
         path,
     )?;

@@ -175,17 +175,32 @@ impl Session {
         self.check(result)
     }
 
-    /// The dirty bitmaps of every disk, by target.
-    pub fn bitmaps(&mut self) -> Result<HashMap<String, Vec<BitmapInfo>>> {
+    /// Something of every disk's format node, by target.
+    fn per_disk<T: Default>(&mut self, pick: impl Fn(&BlockNode) -> T) -> Result<HashMap<String, T>> {
         let nodes = self.block_nodes()?;
         Ok(self
             .nodes
             .iter()
             .map(|(target, node)| {
-                let bitmaps = nodes.iter().find(|n| &n.name == node).map(|n| n.bitmaps.clone()).unwrap_or_default();
-                (target.clone(), bitmaps)
+                (target.clone(), nodes.iter().find(|n| &n.name == node).map(&pick).unwrap_or_default())
             })
             .collect())
+    }
+
+    /// The dirty bitmaps of every disk, by target.
+    pub fn bitmaps(&mut self) -> Result<HashMap<String, Vec<BitmapInfo>>> {
+        self.per_disk(|n| n.bitmaps.clone())
+    }
+
+    /// The internal snapshots of every disk's image, by target.
+    pub fn snapshots(&mut self) -> Result<HashMap<String, Vec<String>>> {
+        self.per_disk(|n| n.snapshots.clone())
+    }
+
+    /// Deletes a disk image's internal snapshot.
+    pub fn delete_internal_snapshot(&mut self, node: &str, name: &str) -> Result<()> {
+        let result = commands::delete_internal_snapshot(&mut self.qmp, node, name);
+        self.check(result)
     }
 
     /// Each disk's size in bytes, by target, as its format node reports it.

@@ -79,7 +79,7 @@ def holds(image, pattern, offset, length):
 @pytest.mark.qemu
 def test_qemu_internal_snapshots_of_a_shut_off_domain(qemu):
     """The QEMU driver: internal snapshots of a shut-off domain, listed, reverted (the
-    data comes back) and deleted; a running domain's are refused for now."""
+    data comes back) and deleted; and of a running domain."""
     conn = libvirt.open(qemu.uri)
     dom = qemu.define(conn, "vm")
     image = qemu.images["vm"]
@@ -102,10 +102,16 @@ def test_qemu_internal_snapshots_of_a_shut_off_domain(qemu):
     with pytest.raises(libvirt.libvirtError) as e:
         dom.snapshotLookupByName("s1")
     assert e.value.get_error_message() == "Domain snapshot not found: no domain snapshot with matching name 's1'"
+    # A running domain's snapshot holds its disks; reverting to it restarts the domain.
     dom.create()
+    live = dom.snapshotCreateXML("<domainsnapshot><name>live</name></domainsnapshot>")
+    assert "<state>disk-snapshot</state>" in live.getXMLDesc()
     with pytest.raises(libvirt.libvirtError) as e:
-        dom.snapshotCreateXML("<domainsnapshot/>")
+        dom.snapshotCreateXML("<domainsnapshot><memory snapshot='internal'/></domainsnapshot>")
     assert e.value.get_error_code() == libvirt.VIR_ERR_OPERATION_UNSUPPORTED
+    dom.revertToSnapshot(live)
+    assert dom.isActive() and live.isCurrent()
+    live.delete()
     with pytest.raises(libvirt.libvirtError) as e:
         dom.snapshotNum(1 << 30)
     assert "qemuDomainSnapshotNum" in e.value.get_error_message()

@@ -381,9 +381,11 @@ impl QemuDriver {
             Some(SnapshotStep::Create { name, .. }) if done => {
                 snapshot::finish_create(self, inner, &intent.domain, name)?
             }
-            Some(SnapshotStep::Create { name, images }) => snapshot::undo_create(name, images)?,
+            Some(SnapshotStep::Create { name, images }) => {
+                snapshot::undo_create(self, inner, &mut journal, &intent.domain, name, images)?
+            }
             Some(SnapshotStep::Delete { name, flags, images }) => {
-                snapshot::finish_delete(self, inner, &intent.domain, name, *flags, images)?
+                snapshot::finish_delete(self, inner, &mut journal, &intent.domain, name, *flags, images)?
             }
             Some(SnapshotStep::Revert { name, images, .. }) if done => {
                 snapshot::finish_revert(self, inner, &intent.domain, name, images)?

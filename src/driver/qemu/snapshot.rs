@@ -1,6 +1,6 @@
-//! Snapshots on the QEMU driver: internal snapshots of a shut-off domain's qcow2 disks,
-//! reverted to and deleted with `qemu-img` (see [`crate::engine::image`]), their
-//! metadata under `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
+//! Snapshots on the QEMU driver: internal snapshots of a domain's qcow2 disks, reverted to
+//! with `qemu-img` (see [`crate::engine::image`]), their metadata under
+//! `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
 //!
 //! Checkpoints stay correct across snapshots. Each snapshot has a bitmap in every image
 //! it covers, `virbackup-snapshot/<name>`, enabled from the instant the snapshot is taken:
@@ -16,22 +16,28 @@
 //! finished, a revert is undone until every image's bitmaps are set aside and finished
 //! after.
 //!
-//! Not yet: snapshots of running domains, external (disk-only) snapshots, and
-//! `NO_METADATA`; each is refused with a message that says so.
+//! A running domain's snapshot holds its disks only (state `disk-snapshot`: these domains
+//! have no memory to save), taken in one QMP transaction of its engine; reverting to it
+//! stops the engine, applies the snapshot and starts it again.
+//!
+//! Not yet: external (disk-only) snapshots and `NO_METADATA`; each is refused with a
+//! message that says so.
 
 use std::path::PathBuf;
 
-use super::intent::{Intent, SnapshotStep, kill_point};
+use super::domain::engine_disks;
+use super::intent::{Intent, Journal, SnapshotStep, kill_point};
 use super::state::{FROM, Inner, QemuDomain, QemuDriver, invalid, unsupported_config};
 use super::store::{self, Layout, Scope, StoredSnapshot};
 use crate::abi::{
-    virDomainSnapshotCreateFlags as Create, virDomainSnapshotDeleteFlags as Delete,
+    virDomainShutoffReason, virDomainSnapshotCreateFlags as Create, virDomainSnapshotDeleteFlags as Delete,
     virDomainSnapshotRevertFlags as Revert,
 };
 use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::conf::snapshot::{SnapshotDef, SnapshotLocation, SnapshotParse, SnapshotState, check_snapshot_name};
 use crate::driver::snapshots::{self, Prepared};
 use crate::driver::{DomainId, Listing};
+use crate::engine::commands::Action;
 use crate::engine::image;
 use crate::error::{Code, Error, Result};
 
@@ -204,6 +210,11 @@ fn internal_images(def: &SnapshotDef, domain: &DomainDef) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The targets of a snapshot's internal disks.
+fn internal_targets(def: &SnapshotDef) -> Vec<String> {
+    def.disks.iter().filter(|d| d.kind == SnapshotLocation::Internal).map(|d| d.name.clone()).collect()
+}
+
 /// libvirt's checks of a new internal snapshot's disks against the domain's
 /// (`qemuSnapshotPrepare`), with what this driver cannot do yet refused.
 fn check_new_disks(def: &SnapshotDef, domain: &DomainDef) -> Result<()> {
@@ -290,16 +301,25 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
                 "live snapshot creation is supported only during full system snapshots",
             ));
         }
-        if active {
-            return Err(not_yet("snapshots of a running domain"));
+        if set(VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE) && !active {
+            return Err(invalid("domain is not running"));
         }
         if set(VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE) {
-            return Err(invalid("domain is not running"));
+            return Err(Error::new(FROM, Code::VIR_ERR_AGENT_UNRESPONSIVE, "QEMU guest agent is not configured"));
+        }
+        // A running domain's snapshot holds its disks only: this driver's domains have
+        // no memory to save.
+        if active && !matches!(def.memory, SnapshotLocation::Default | SnapshotLocation::No) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "this driver's domains have no memory state to save: a snapshot of a running domain holds its disks",
+            ));
         }
         QemuDriver::check_no_job_daemon(domain, "take a snapshot of")?;
         let domain_def = domain.def().clone();
         def.domain = Some(domain_def.clone());
-        def.state = SnapshotState::Shutoff;
+        def.state = if active { SnapshotState::DiskSnapshot } else { SnapshotState::Shutoff };
         def.memory = SnapshotLocation::No;
         def.align_disks(None, SnapshotLocation::Internal, true, snapshots::is_regular_file)?;
         check_new_disks(&def, &domain_def)?;
@@ -324,11 +344,26 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
         let mut intent = Intent::new("snapshot creation", domain.name());
         intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: images.clone() });
         let prepared = Prepared { def, replaces: false, make_current: true };
-        driver.journaled(inner, intent, |inner, _| {
-            for path in &images {
-                image::create_snapshot(path, &name)?;
+        driver.journaled(inner, intent, |inner, journal| {
+            if active {
+                // All disks at one instant: one transaction in the domain's engine.
+                let targets = internal_targets(&prepared.def);
+                let mut session = driver.session(&inner.domains[at], &engine_disks(&domain_def)?, journal)?;
+                let mut actions = Vec::new();
+                for target in &targets {
+                    let node = session.node(target)?.to_string();
+                    actions.push(Action::InternalSnapshot { node: node.clone(), name: name.clone() });
+                    actions.push(Action::AddBitmap { node, name: bitmap.clone() });
+                }
+                session.transaction(&actions)?;
                 kill_point("snapshot-image-taken");
-                image::add_bitmap(path, &bitmap, true, 65536)?;
+                session.finish()?;
+            } else {
+                for path in &images {
+                    image::create_snapshot(path, &name)?;
+                    kill_point("snapshot-image-taken");
+                    image::add_bitmap(path, &bitmap, true, 65536)?;
+                }
             }
             driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
         })?;
@@ -348,9 +383,6 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
         if flags & Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32 != 0 {
             return driver.delete_snapshot_metadata(&mut inner.domains[at], name, flags);
         }
-        if domain.live.is_some() {
-            return Err(not_yet("snapshots of a running domain"));
-        }
         QemuDriver::check_no_job_daemon(domain, "delete a snapshot of")?;
         let images: Vec<(PathBuf, String)> = doomed
             .iter()
@@ -363,27 +395,61 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
     })
 }
 
+/// Removes internal snapshots and their bitmaps, (image, snapshot) by (image, snapshot),
+/// where they are still there: through the engine of a running domain, else with
+/// `qemu-img`.
+fn remove_from_images(
+    driver: &QemuDriver,
+    domain: &QemuDomain,
+    journal: &mut Journal,
+    images: &[(PathBuf, String)],
+) -> Result<()> {
+    if domain.live.is_none() {
+        for (path, snapshot) in images {
+            let Ok(state) = image::state(path) else { continue };
+            if state.snapshots.contains(snapshot) {
+                image::delete_snapshot(path, snapshot)?;
+                kill_point("snapshot-image-deleted");
+            }
+            if state.has_bitmap(&snapshot_bitmap(snapshot)) {
+                image::remove_bitmap(path, &snapshot_bitmap(snapshot))?;
+            }
+        }
+        return Ok(());
+    }
+    let disks = engine_disks(domain.def())?;
+    let mut session = driver.session(domain, &disks, journal)?;
+    let present = session.snapshots()?;
+    let bitmaps = session.bitmaps()?;
+    for (path, snapshot) in images {
+        let Some(disk) = disks.iter().find(|d| &d.path == path) else { continue };
+        let node = session.node(&disk.target)?.to_string();
+        if present.get(&disk.target).is_some_and(|s| s.contains(snapshot)) {
+            session.delete_internal_snapshot(&node, snapshot)?;
+            kill_point("snapshot-image-deleted");
+        }
+        let bitmap = snapshot_bitmap(snapshot);
+        if bitmaps.get(&disk.target).is_some_and(|list| list.iter().any(|b| b.name == bitmap)) {
+            session.remove_bitmap(&node, &bitmap);
+        }
+    }
+    session.finish()
+}
+
 /// Does (again) what is left of a snapshot deletion: each image's internal snapshot and
 /// bitmap, where still there, then the metadata.
 pub(crate) fn finish_delete(
     driver: &QemuDriver,
     inner: &mut Inner,
+    journal: &mut Journal,
     domain: &str,
     name: &str,
     flags: u32,
     images: &[(PathBuf, String)],
 ) -> Result<()> {
-    for (path, snapshot) in images {
-        let state = image::state(path)?;
-        if state.snapshots.contains(snapshot) {
-            image::delete_snapshot(path, snapshot)?;
-            kill_point("snapshot-image-deleted");
-        }
-        if state.has_bitmap(&snapshot_bitmap(snapshot)) {
-            image::remove_bitmap(path, &snapshot_bitmap(snapshot))?;
-        }
-    }
-    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
+    let Some(at) = inner.domains.iter().position(|d| d.name() == domain) else { return Ok(()) };
+    remove_from_images(driver, &inner.domains[at], journal, images)?;
+    let dom = &mut inner.domains[at];
     if dom.snapshots.contains(name) {
         driver.delete_snapshot_metadata(dom, name, flags)?;
     }
@@ -401,18 +467,18 @@ pub(crate) fn finish_create(driver: &QemuDriver, inner: &mut Inner, domain: &str
 }
 
 /// Undoes a snapshot creation that did not complete: its internal snapshot and bitmap go
-/// from every image that has them.
-pub(crate) fn undo_create(name: &str, images: &[PathBuf]) -> Result<()> {
-    for path in images {
-        let Ok(state) = image::state(path) else { continue };
-        if state.snapshots.iter().any(|s| s == name) {
-            image::delete_snapshot(path, name)?;
-        }
-        if state.has_bitmap(&snapshot_bitmap(name)) {
-            image::remove_bitmap(path, &snapshot_bitmap(name))?;
-        }
-    }
-    Ok(())
+/// from every image that has them (the name was free in each before it began).
+pub(crate) fn undo_create(
+    driver: &QemuDriver,
+    inner: &mut Inner,
+    journal: &mut Journal,
+    domain: &str,
+    name: &str,
+    images: &[PathBuf],
+) -> Result<()> {
+    let Some(dom) = inner.domains.iter().find(|d| d.name() == domain) else { return Ok(()) };
+    let pairs: Vec<(PathBuf, String)> = images.iter().map(|p| (p.clone(), name.to_string())).collect();
+    remove_from_images(driver, dom, journal, &pairs)
 }
 
 /// Where an image's bitmaps wait while a snapshot is applied.
@@ -433,7 +499,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             "this driver's domains have no processors to pause: revert with RUNNING, or neither",
         ));
     }
-    driver.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
+    let start = driver.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
         let at = inner.position(dom)?;
         let domain = &inner.domains[at];
         let snap = domain.snapshots.get(name)?.clone();
@@ -447,11 +513,12 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
         if snap.is_external() {
             return Err(not_yet("reverts to external snapshots"));
         }
-        if snap.state != SnapshotState::Shutoff {
+        if !matches!(snap.state, SnapshotState::Shutoff | SnapshotState::DiskSnapshot) {
             return Err(not_yet("reverts to snapshots with memory state"));
         }
-        if domain.live.is_some() {
-            return Err(not_yet("reverts of a running domain"));
+        let running = domain.live.is_some();
+        if running && domain.persistent.is_none() {
+            return Err(not_yet("reverts of a transient domain"));
         }
         QemuDriver::check_no_job_daemon(domain, "revert")?;
         let images = internal_images(&snap, domain.def());
@@ -470,6 +537,11 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
         let pairs: Vec<(PathBuf, PathBuf)> =
             images.iter().enumerate().map(|(i, p)| (p.clone(), aside_path(layout, &dom_name, &op, i))).collect();
         intent.snapshot = Some(SnapshotStep::Revert { name: name.to_string(), images: pairs.clone(), saved: false });
+        // The images are applied with the domain's engine stopped; a snapshot of the
+        // running domain starts it again afterwards, as libvirt's reverts do.
+        if running {
+            driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
+        }
         layout.ensure_dir(&layout.run_dir(&dom_name))?;
         driver.journaled(inner, intent, |_, journal| {
             let bitmap = snapshot_bitmap(name);
@@ -485,9 +557,10 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             kill_point("snapshot-revert-recorded");
             // Settling the record finishes the revert from here.
             Ok(())
-        })
+        })?;
+        Ok(snap.state == SnapshotState::DiskSnapshot)
     })?;
-    if flags & Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32 != 0 {
+    if start || flags & Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32 != 0 {
         super::domain::domain_create(driver, dom, 0)?;
     }
     Ok(())
