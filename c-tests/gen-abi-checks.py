@@ -4,7 +4,8 @@
 Usage: gen-abi-checks.py HEADER LIBVIRT_API_XML OUTPUT.c
 
 Every name the generated <libvirt/libvirt.h> declares must be one libvirt 9.0 declares
-too (libvirt-api.xml, from libvirt-dev), and the output file checks, at compile time:
+too (libvirt-api.xml, from libvirt-dev), every enumerator and function libvirt declares
+must be in it, and the output file checks, at compile time:
 
 * each enumerator and value macro has libvirt's value (_Static_assert);
 * each function has libvirt's prototype (assignment to a pointer of libvirt's type,
@@ -144,6 +145,12 @@ def main():
     if unknown:
         sys.stderr.write("declared by virbackup's header but unknown to libvirt 9.0: %s\n" % ", ".join(sorted(unknown)))
         sys.exit(1)
+    # And the other way: every enumerator and function libvirt declares is declared here.
+    missing = sorted(set(enums) - enumerators - hmacros) + sorted(set(functions) - hfunctions)
+    if missing:
+        sys.stderr.write("declared by libvirt 9.0 but missing from virbackup's header: %s\n" % ", ".join(missing))
+        sys.exit(1)
+    counts["declarations of libvirt's present (enumerators, functions)"] = len(enums) + len(functions)
 
     refs = [n for n in sorted(hfunctions - EXTENSIONS)]
     refs_vars = sorted(hvariables)

@@ -1180,6 +1180,98 @@ typedef enum virDomainCheckpointDeleteFlags {
 } virDomainCheckpointDeleteFlags;
 
 /**
+ * Flags for `virDomainSnapshotCreateXML()`.
+ *
+ * Since: 0.9.5
+ */
+typedef enum virDomainSnapshotCreateFlags {
+  /**
+   * Restore the metadata of a snapshot (taken elsewhere, or removed with its metadata).
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE = (1 << 0),
+  /**
+   * With REDEFINE: make the snapshot current.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT = (1 << 1),
+  /**
+   * Take the snapshot without keeping metadata for it.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA = (1 << 2),
+  /**
+   * Stop the domain once the snapshot is taken.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_HALT = (1 << 3),
+  /**
+   * Disks only (external overlays), no memory state.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY = (1 << 4),
+  /**
+   * Use the external files that already exist instead of creating them.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT = (1 << 5),
+  /**
+   * Freeze guest file systems around the snapshot.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE = (1 << 6),
+  /**
+   * All disks or none.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC = (1 << 7),
+  /**
+   * Keep the guest running while its memory is saved.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_LIVE = (1 << 8),
+  /**
+   * Validate the XML against the schema.
+   */
+  VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE = (1 << 9),
+} virDomainSnapshotCreateFlags;
+
+/**
+ * Flags for `virDomainSnapshotDelete()`.
+ *
+ * Since: 0.8.0
+ */
+typedef enum virDomainSnapshotDeleteFlags {
+  /**
+   * Also delete every descendant.
+   */
+  VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN = (1 << 0),
+  /**
+   * Delete only the metadata; the images keep the snapshot data.
+   */
+  VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY = (1 << 1),
+  /**
+   * Delete the descendants and keep the snapshot itself.
+   */
+  VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY = (1 << 2),
+} virDomainSnapshotDeleteFlags;
+
+/**
+ * Flags for `virDomainRevertToSnapshot()`.
+ *
+ * Since: 0.9.5
+ */
+typedef enum virDomainSnapshotRevertFlags {
+  /**
+   * Run the domain after reverting, whatever the snapshot's state.
+   */
+  VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING = (1 << 0),
+  /**
+   * Leave the domain paused after reverting.
+   */
+  VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED = (1 << 1),
+  /**
+   * Allow risky reverts.
+   */
+  VIR_DOMAIN_SNAPSHOT_REVERT_FORCE = (1 << 2),
+  /**
+   * Re-initialize NVRAM from the template.
+   */
+  VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM = (1 << 3),
+} virDomainSnapshotRevertFlags;
+
+/**
  * Flags for `virDomainBackupBegin()`.
  *
  * Since: 6.0.0
