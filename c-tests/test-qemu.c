@@ -1,8 +1,8 @@
 /*
  * test-qemu.c: the embedded QEMU driver through the C API, on real qcow2 images in a
  * temporary folder: domains, checkpoints on a shut-off and on a running domain, the
- * bitmaps seen with qemu-img, dirty sizes, persistence across connections, read-only
- * access.
+ * bitmaps seen with qemu-img, dirty sizes, snapshots and reverts, persistence across
+ * connections, read-only access.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -283,6 +283,84 @@ static void test_backup(void)
     virConnectClose(conn);
 }
 
+/* Internal snapshots: a shut-off and a running domain with one qcow2 disk; the data
+ * comes back on revert; libvirt's refusal of raw disks; undefine needs
+ * SNAPSHOTS_METADATA. */
+static void test_snapshots(void)
+{
+    virConnectPtr conn = virConnectOpen(uri);
+    virDomainPtr dom, raw;
+    virDomainSnapshotPtr s1, s2, live, current, *list = NULL;
+    char xml[1024], *desc;
+    int n;
+
+    snprintf(xml, sizeof(xml),
+             "<domain type='kvm'><name>csnap</name><memory unit='MiB'>128</memory><os><type>hvm</type></os>"
+             "<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             "<source file='%s/c.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>",
+             dir);
+    dom = virDomainDefineXML(conn, xml);
+    CHECK(dom != NULL, "define a domain with one qcow2 disk");
+    s1 = virDomainSnapshotCreateXML(dom, "<domainsnapshot><name>s1</name></domainsnapshot>", 0);
+    CHECK(s1 != NULL, "snapshot of the shut-off domain: %s", s1 ? "ok" : virGetLastErrorMessage());
+    CHECK(sh("qemu-io -f qcow2 -c 'write -P 0x5c 0 64k' %s/c.qcow2 >/dev/null", dir), "write after s1");
+    s2 = virDomainSnapshotCreateXML(dom, "<domainsnapshot><name>s2</name></domainsnapshot>", 0);
+    CHECK(s2 != NULL && virDomainSnapshotIsCurrent(s2, 0) == 1, "s2 is current");
+    CHECK(virDomainRevertToSnapshot(s1, 0) == 0, "revert to s1: %s", virGetLastErrorMessage());
+    CHECK(sh("qemu-io -r -f qcow2 -c 'read -P 0x5c 0 64k' %s/c.qcow2 | grep -q 'Pattern verification failed'", dir),
+          "the write after s1 is gone");
+    CHECK(virDomainRevertToSnapshot(s2, 0) == 0 &&
+              !sh("qemu-io -r -f qcow2 -c 'read -P 0x5c 0 64k' %s/c.qcow2 | grep -q 'Pattern verification failed'", dir),
+          "and back with s2");
+    desc = virDomainSnapshotGetXMLDesc(s1, 0);
+    CHECK(desc && strstr(desc, "<state>shutoff</state>") && strstr(desc, "<disk name='vda' snapshot='internal'/>"),
+          "s1's XML:\n%s", desc ? desc : virGetLastErrorMessage());
+    free(desc);
+
+    CHECK(virDomainCreate(dom) == 0, "start");
+    live = virDomainSnapshotCreateXML(dom, "<domainsnapshot><name>live</name></domainsnapshot>", 0);
+    CHECK(live != NULL, "snapshot of the running domain: %s", live ? "ok" : virGetLastErrorMessage());
+    desc = live ? virDomainSnapshotGetXMLDesc(live, 0) : NULL;
+    CHECK(desc && strstr(desc, "<state>disk-snapshot</state>"), "a running domain's snapshot holds its disks");
+    free(desc);
+    CHECK(virDomainRevertToSnapshot(s1, 0) == 0 && virDomainIsActive(dom) == 0,
+          "reverting to a shut-off snapshot shuts the domain off");
+    CHECK(live && virDomainRevertToSnapshot(live, 0) == 0 && virDomainIsActive(dom) == 1,
+          "reverting to the running domain's snapshot starts it");
+    current = virDomainSnapshotCurrent(dom, 0);
+    CHECK(current && strcmp(virDomainSnapshotGetName(current), "live") == 0, "live is current");
+    if (current)
+        virDomainSnapshotFree(current);
+    n = virDomainListAllSnapshots(dom, &list, VIR_DOMAIN_SNAPSHOT_LIST_ROOTS);
+    CHECK(n == 1 && strcmp(virDomainSnapshotGetName(list[0]), "s1") == 0 && list[1] == NULL, "one root, s1");
+    for (n = 0; list && list[n]; n++)
+        virDomainSnapshotFree(list[n]);
+    free(list);
+    CHECK(virDomainDestroy(dom) == 0, "destroy");
+    CHECK(virDomainUndefine(dom) == -1, "undefine refused while snapshots exist");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_QEMU,
+                "Requested operation is not valid: cannot delete inactive domain with 3 snapshots", "undefine");
+    CHECK(virDomainSnapshotDelete(s1, VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN) == 0 &&
+              virDomainSnapshotNum(dom, 0) == 0,
+          "delete s1 and its descendants");
+    CHECK(sh("qemu-img info -U %s/c.qcow2 | grep -q 'Snapshot list'", dir) == 0, "no internal snapshot left");
+
+    raw = virDomainLookupByName(conn, "ctest");
+    CHECK(virDomainSnapshotCreateXML(raw, "<domainsnapshot/>", 0) == NULL, "a raw disk cannot hold an internal snapshot");
+    CHECK_ERROR(VIR_ERR_CONFIG_UNSUPPORTED, VIR_FROM_QEMU,
+                "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw", "raw");
+    virDomainFree(raw);
+    if (s1)
+        virDomainSnapshotFree(s1);
+    if (s2)
+        virDomainSnapshotFree(s2);
+    if (live)
+        virDomainSnapshotFree(live);
+    CHECK(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) == 0, "undefine");
+    virDomainFree(dom);
+    virConnectClose(conn);
+}
+
 static void test_persistence_and_read_only(void)
 {
     virConnectPtr ro = virConnectOpenReadOnly(uri);
@@ -331,7 +409,8 @@ int main(void)
         return 1;
     }
     snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/root", dir);
-    snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 %s/a.qcow2 32M && qemu-img create -q -f raw %s/b.raw 8M", dir, dir);
+    snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 %s/a.qcow2 32M && qemu-img create -q -f raw %s/b.raw 8M && "
+             "qemu-img create -q -f qcow2 %s/c.qcow2 8M", dir, dir, dir);
     if (system(cmd) != 0) {
         printf("Bail out! qemu-img failed\n");
         return 1;
@@ -339,6 +418,7 @@ int main(void)
     test_shut_off();
     test_running();
     test_backup();
+    test_snapshots();
     test_persistence_and_read_only();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
