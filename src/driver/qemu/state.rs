@@ -390,15 +390,15 @@ impl QemuDriver {
     /// stay where they are). Temporary files of interrupted writes go first.
     pub(crate) fn reload(&self, inner: &mut Inner, scope: Scope<'_>) {
         store::remove_stale_temporaries(&self.layout);
-        let snapshot = store::load(&self.layout, &mut inner.cache, scope);
+        let scan = store::load(&self.layout, &mut inner.cache, scope);
         inner.loaded = Some(match scope {
             Scope::All => Loaded::All,
             Scope::Domain(name) => Loaded::Domain(name.to_string()),
         });
-        for problem in &snapshot.problems {
+        for problem in &scan.problems {
             eprintln!("virbackup: warning : {problem}");
         }
-        inner.domains = snapshot
+        inner.domains = scan
             .domains
             .into_iter()
             .map(|found| {

@@ -424,7 +424,7 @@ pub struct Found {
 
 /// Everything under the root, with what could not be read.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub struct Scan {
     pub domains: Vec<Found>,
     pub problems: Vec<String>,
 }
@@ -628,8 +628,8 @@ impl Scope<'_> {
 /// Reads the state in `scope`, parsing only the files `cache` does not hold in their
 /// present version. A file that cannot be read or parsed is skipped and listed in
 /// `problems`; it is left on disk untouched. A symbolic link is never followed.
-pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapshot {
-    let mut snapshot = Snapshot::default();
+pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Scan {
+    let mut scan = Scan::default();
     let mut domains: Vec<Found> = Vec::new();
     for path in scope.files(layout, &layout.definitions(), |name| layout.definition(name)) {
         let parsed = cache.get(layout, &path, |text| {
@@ -644,14 +644,14 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
                 snapshots: Vec::new(),
                 job: None,
             }),
-            Ok(Parsed::Domain(def)) => snapshot.problems.push(format!(
+            Ok(Parsed::Domain(def)) => scan.problems.push(format!(
                 "domain definition '{}' names domain '{}', not '{}'",
                 path.display(),
                 def.name,
                 stem(&path)
             )),
             Ok(_) => {}
-            Err(e) => snapshot.problems.push(format!("cannot load domain definition '{}': {e}", path.display())),
+            Err(e) => scan.problems.push(format!("cannot load domain definition '{}': {e}", path.display())),
         }
     }
     for path in scope.files(layout, &layout.run(), |name| layout.status(name)) {
@@ -671,10 +671,10 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
                 }
             }
             Ok(Parsed::Status(_)) => {
-                snapshot.problems.push(format!("status file '{}' names another domain", path.display()))
+                scan.problems.push(format!("status file '{}' names another domain", path.display()))
             }
             Ok(_) => {}
-            Err(e) => snapshot.problems.push(format!("cannot load domain status '{}': {e}", path.display())),
+            Err(e) => scan.problems.push(format!("cannot load domain status '{}': {e}", path.display())),
         }
     }
     for found in &mut domains {
@@ -686,25 +686,25 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
             });
             match parsed {
                 Ok(Parsed::Checkpoint(def)) if def.name == stem(&path) => found.checkpoints.push(def),
-                Ok(Parsed::Checkpoint(def)) => snapshot.problems.push(format!(
+                Ok(Parsed::Checkpoint(def)) => scan.problems.push(format!(
                     "checkpoint metadata '{}' names checkpoint '{}'",
                     path.display(),
                     def.name
                 )),
                 Ok(_) => {}
-                Err(e) => snapshot.problems.push(format!("cannot load checkpoint metadata '{}': {e}", path.display())),
+                Err(e) => scan.problems.push(format!("cannot load checkpoint metadata '{}': {e}", path.display())),
             }
         }
         for path in xml_files(layout, &layout.snapshot_dir(&name)) {
             match cache.get(layout, &path, |text| parse_snapshot_document(text).map(Parsed::Snapshot)) {
                 Ok(Parsed::Snapshot(stored)) if stored.def.name == stem(&path) => found.snapshots.push(stored),
-                Ok(Parsed::Snapshot(stored)) => snapshot.problems.push(format!(
+                Ok(Parsed::Snapshot(stored)) => scan.problems.push(format!(
                     "snapshot metadata '{}' names snapshot '{}'",
                     path.display(),
                     stored.def.name
                 )),
                 Ok(_) => {}
-                Err(e) => snapshot.problems.push(format!("cannot load snapshot metadata '{}': {e}", path.display())),
+                Err(e) => scan.problems.push(format!("cannot load snapshot metadata '{}': {e}", path.display())),
             }
         }
         found.current = layout
@@ -715,12 +715,12 @@ pub fn load(layout: &Layout, cache: &mut ParseCache, scope: Scope<'_>) -> Snapsh
             .filter(|s| !s.is_empty());
         match layout.read(&layout.job_file(&name)) {
             Ok(job) => found.job = job,
-            Err(e) => snapshot.problems.push(format!("cannot load the job file of domain '{name}': {e}")),
+            Err(e) => scan.problems.push(format!("cannot load the job file of domain '{name}': {e}")),
         }
     }
     cache.end_load(scope);
-    snapshot.domains = domains;
-    snapshot
+    scan.domains = domains;
+    scan
 }
 
 /// Removes the temporary files interrupted atomic writes left in the state folders.
@@ -747,6 +747,29 @@ pub fn remove_stale_temporaries(layout: &Layout) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_metadata_reads_back_with_its_checkpoint_and_current_mark() {
+        let how = SnapshotParse { redefine: true, ..Default::default() };
+        let def = SnapshotDef::parse(
+            "<domainsnapshot><name>s1</name><state>shutoff</state><creationTime>7</creationTime></domainsnapshot>",
+            how,
+        )
+        .unwrap();
+        for (current, checkpoint) in [(true, Some("c<1>&".to_string())), (false, None)] {
+            let stored = StoredSnapshot { def: def.clone(), current, checkpoint: checkpoint.clone() };
+            let text = snapshot_document(&stored);
+            assert!(text.contains(&format!("<active>{}</active>", u8::from(current))), "{text}");
+            let again = parse_snapshot_document(&text).unwrap();
+            assert_eq!((again.def.name.as_str(), again.current, again.checkpoint), ("s1", current, checkpoint));
+        }
+        // What libvirt reads: its own format, the checkpoint in a namespace of ours.
+        let text = snapshot_document(&StoredSnapshot { def, current: true, checkpoint: Some("c1".into()) });
+        assert!(
+            text.contains("<virbackup:checkpoint xmlns:virbackup='urn:virbackup:domain:1'>c1</virbackup:checkpoint>"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn hostile_names_are_refused() {
@@ -818,16 +841,16 @@ mod tests {
         layout.save(&layout.checkpoint_file("vm", "c2"), "garbage").unwrap();
         layout.save(&layout.current_file("vm"), "c1\n").unwrap();
         let mut cache = ParseCache::default();
-        let snapshot = load(&layout, &mut cache, Scope::All);
-        assert_eq!(snapshot.domains.len(), 1);
-        let vm = &snapshot.domains[0];
+        let scan = load(&layout, &mut cache, Scope::All);
+        assert_eq!(scan.domains.len(), 1);
+        let vm = &scan.domains[0];
         assert_eq!(vm.checkpoints.len(), 1);
         assert_eq!(vm.checkpoints[0].creation_time, 5);
         assert_eq!(vm.current.as_deref(), Some("c1"));
-        assert_eq!(snapshot.problems.len(), 3, "{:?}", snapshot.problems);
-        assert!(snapshot.problems.iter().any(|p| p.contains("c2.xml")));
+        assert_eq!(scan.problems.len(), 3, "{:?}", scan.problems);
+        assert!(scan.problems.iter().any(|p| p.contains("c2.xml")));
         // A second load reuses what it parsed: the same definition, not a new one.
-        let first = snapshot.domains[0].def.clone().unwrap();
+        let first = scan.domains[0].def.clone().unwrap();
         let again = load(&layout, &mut cache, Scope::All);
         assert!(Arc::ptr_eq(&first, again.domains[0].def.as_ref().unwrap()));
         // A rewritten file is parsed anew.
