@@ -4,9 +4,11 @@
  *
  * In a temporary folder: a 256 MiB qcow2 image with some data, a domain using it, a full
  * push backup of the shut-off domain with checkpoint c1 (libvirt itself refuses backups
- * of shut-off domains), the domain started and written to through its NBD export, an
- * incremental backup of what changed since c1, and a restore (the incremental rebased
- * onto the full) compared with the disk.
+ * of shut-off domains), the domain started and written to through its disk's FUSE file,
+ * an incremental backup of what changed since c1 (creating c2), and a restore (the
+ * incremental rebased onto the full) compared with the disk. Then a snapshot, a mistake
+ * written after it and a revert, and an incremental since c2 that still restores the
+ * disk: checkpoints stay correct across reverts.
  *
  *   ./build/backup-demo [--keep]
  */
@@ -68,7 +70,8 @@ static void on_job_completed(virConnectPtr conn, virDomainPtr dom, virTypedParam
 /* Starts a backup and runs the event loop until its job-completed event. */
 static void backup(virDomainPtr dom, const char *xml, const char *checkpoint_xml)
 {
-    printf("    virDomainBackupBegin(dom, \"%s\",\n                         \"%s\", 0)\n", xml, checkpoint_xml ? checkpoint_xml : "NULL");
+    printf("    virDomainBackupBegin(dom, \"%s\",\n                         %s%s%s, 0)\n", xml, checkpoint_xml ? "\"" : "",
+           checkpoint_xml ? checkpoint_xml : "NULL", checkpoint_xml ? "\"" : "");
     job_done = 0;
     if (virDomainBackupBegin(dom, xml, checkpoint_xml, 0) < 0)
         fail("virDomainBackupBegin");
@@ -85,6 +88,7 @@ int main(int argc, char **argv)
     virConnectPtr conn;
     virDomainPtr dom;
     virDomainCheckpointPtr cp;
+    virDomainSnapshotPtr snap;
     int keep = argc > 1 && strcmp(argv[1], "--keep") == 0;
 
     if (!mkdtemp(dir)) {
@@ -151,12 +155,44 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    say("Start the domain again, take snapshot s1, write a mistake after it, and revert to s1");
+    if (virDomainCreate(dom) < 0)
+        fail("virDomainCreate");
+    if (!(snap = virDomainSnapshotCreateXML(dom, "<domainsnapshot><name>s1</name></domainsnapshot>", 0)))
+        fail("virDomainSnapshotCreateXML");
+    printf("    virDomainSnapshotCreateXML(dom, \"<domainsnapshot><name>s1</name></domainsnapshot>\", 0)\n");
+    if (shell("qemu-io -f raw -c 'write -P 0x66 150M 2M' '%s/root/run/qemu/demo/disks/vda' >/dev/null", dir))
+        return 1;
+    if (virDomainRevertToSnapshot(snap, 0) < 0)
+        fail("virDomainRevertToSnapshot");
+    printf("    virDomainRevertToSnapshot(s1, 0): the domain runs again from s1\n");
+    if (shell("qemu-img compare -U %s/restored.qcow2 %s/disk.qcow2", dir, dir)) {
+        fprintf(stderr, "demo failed: the revert did not bring the disk back\n");
+        return 1;
+    }
+
+    say("Incremental backup since c2: checkpoints stay correct across the revert (the clusters it put "
+        "back are in the backup)");
+    snprintf(xml, sizeof(xml), "<domainbackup><incremental>c2</incremental><disks><disk name='vda' type='file'>"
+             "<target file='%s/inc2.qcow2'/></disk></disks></domainbackup>", dir);
+    backup(dom, xml, NULL);
+    if (virDomainDestroy(dom) < 0)
+        fail("virDomainDestroy");
+    if (shell("cp %s/inc2.qcow2 %s/restored2.qcow2 && qemu-img rebase -u -F qcow2 -b %s/restored.qcow2 "
+              "%s/restored2.qcow2", dir, dir, dir, dir) ||
+        shell("qemu-img compare %s/restored2.qcow2 %s/disk.qcow2", dir, dir)) {
+        fprintf(stderr, "demo failed: the incremental after the revert does not restore the disk\n");
+        return 1;
+    }
+    virDomainSnapshotFree(snap);
+
     virDomainFree(dom);
     virConnectClose(conn);
     if (keep)
         printf("\nAll files are in %s\n", dir);
     else
         shell("rm -rf %s", dir);
-    printf("\ndemo finished: full + incremental backup restored and identical to the disk\n");
+    printf("\ndemo finished: full + incremental backups restored and identical to the disk, before and after "
+           "a revert\n");
     return 0;
 }
