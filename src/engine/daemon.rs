@@ -264,9 +264,15 @@ fn unescape_mount_path(field: &str) -> String {
 /// alone; so is a path that is not mounted.
 pub fn detach_mount(path: &Path) {
     let dead = matches!(std::fs::symlink_metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
-    if !dead {
-        return;
+    if dead {
+        detach(path);
     }
+}
+
+/// Detaches a mount whose daemon is known to be gone, without asking the file first: a
+/// killed daemon's threads may still hold its connection for a moment after the
+/// process is reaped, when the file does not answer "not connected" yet.
+pub fn detach(path: &Path) {
     // fusermount3 detaches a user's own FUSE mounts; umount serves root where fuse3's
     // tools are missing.
     for (program, args) in [("fusermount3", ["-u", "-z"]), ("umount", ["-l", "--"])] {

@@ -354,8 +354,9 @@ impl QemuDriver {
     /// that died left mounted are detached first.
     pub(crate) fn clear_run_dir(&self, name: &str) {
         let dir = self.layout.run_dir(name);
+        // Only mounts of a daemon that is gone are here when the folder is cleared.
         for mount in daemon::mounts_under(&dir) {
-            daemon::detach_mount(&mount);
+            daemon::detach(&mount);
         }
         let _ = self.layout.remove_dir(&dir);
     }
