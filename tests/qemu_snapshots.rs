@@ -220,8 +220,12 @@ fn what_is_not_supported_is_refused_and_leaves_nothing() {
     let memory = "<domainsnapshot><name>s</name><memory snapshot='internal'/></domainsnapshot>";
     let e = driver.snapshot_create_xml(&dom, memory, 0).unwrap_err();
     assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED, "{}", e.message);
-    driver.domain_destroy(&dom, 0).unwrap();
     assert!(image_snapshots(&vda).is_empty());
+    // HALT stops the domain once its snapshot is taken.
+    driver.snapshot_create_xml(&dom, &snapshot_xml("halted"), 1 << 3).unwrap();
+    assert!(!driver.domain_is_active(&dom).unwrap());
+    assert_eq!(driver.domain_get_state(&dom, 0).unwrap(), (5, 7), "shut off from snapshot");
+    driver.snapshot_delete(&dom, "halted", 0).unwrap();
     assert!(!fixture.root().join("lib/qemu/snapshot/vm").read_dir().is_ok_and(|mut d| d.next().is_some()));
     // A name an image already holds is refused before anything is done.
     run("qemu-img", &["snapshot", "-c", "taken", vda.to_str().unwrap()]);

@@ -301,6 +301,9 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
                 "live snapshot creation is supported only during full system snapshots",
             ));
         }
+        if set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) && domain.persistent.is_none() {
+            return Err(invalid("cannot halt after transient domain snapshot"));
+        }
         if set(VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE) && !active {
             return Err(invalid("domain is not running"));
         }
@@ -367,6 +370,9 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
             }
             driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
         })?;
+        if active && set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) {
+            driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
+        }
         Ok(name)
     })
 }
