@@ -227,6 +227,22 @@ fn what_is_not_supported_is_refused_and_leaves_nothing() {
     assert_eq!(driver.domain_get_state(&dom, 0).unwrap(), (5, 7), "shut off from snapshot");
     driver.snapshot_delete(&dom, "halted", 0).unwrap();
     assert!(!fixture.root().join("lib/qemu/snapshot/vm").read_dir().is_ok_and(|mut d| d.next().is_some()));
+    // A snapshot of an image the domain no longer uses is not reverted to.
+    driver.snapshot_create_xml(&dom, &snapshot_xml("old"), 0).unwrap();
+    let moved = fixture.image("moved.qcow2");
+    std::fs::copy(&vda, &moved).unwrap();
+    let defined = driver.domain_get_xml_desc(&dom, 2).unwrap();
+    let elsewhere = defined.replace(vda.to_str().unwrap(), moved.to_str().unwrap());
+    driver.domain_define_xml(&elsewhere, 0).unwrap();
+    let e = driver.revert_to_snapshot(&dom, "old", 0).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Operation not supported: disk image 'vda' for internal snapshot 'old' is not the same as disk image \
+         currently used by VM"
+    );
+    driver.snapshot_delete(&dom, "old", 0).unwrap();
+    driver.domain_define_xml(&defined, 0).unwrap();
+    assert!(image_snapshots(&vda).is_empty(), "deleted from the image that held it");
     // A name an image already holds is refused before anything is done.
     run("qemu-img", &["snapshot", "-c", "taken", vda.to_str().unwrap()]);
     let e = driver.snapshot_create_xml(&dom, &snapshot_xml("taken"), 0).unwrap_err();

@@ -210,6 +210,26 @@ fn internal_images(def: &SnapshotDef, domain: &DomainDef) -> Vec<PathBuf> {
         .collect()
 }
 
+/// libvirt's check that the domain still uses, for each internal disk of a snapshot, the
+/// image that holds it.
+fn check_same_images(def: &SnapshotDef, domain: &DomainDef) -> Result<()> {
+    let Some(taken) = def.domain.as_deref() else { return Ok(()) };
+    for disk in def.disks.iter().filter(|d| d.kind == SnapshotLocation::Internal) {
+        let source = |dom: &DomainDef| dom.disk(&disk.name).and_then(|d| d.source.clone());
+        if source(taken) != source(domain) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                format!(
+                    "disk image '{}' for internal snapshot '{}' is not the same as disk image currently used by VM",
+                    disk.name, def.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The targets of a snapshot's internal disks.
 fn internal_targets(def: &SnapshotDef) -> Vec<String> {
     def.disks.iter().filter(|d| d.kind == SnapshotLocation::Internal).map(|d| d.name.clone()).collect()
@@ -390,6 +410,11 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
             return driver.delete_snapshot_metadata(&mut inner.domains[at], name, flags);
         }
         QemuDriver::check_no_job_daemon(domain, "delete a snapshot of")?;
+        if domain.live.is_some() {
+            for def in &doomed {
+                check_same_images(def, domain.def())?;
+            }
+        }
         let images: Vec<(PathBuf, String)> = doomed
             .iter()
             .flat_map(|d| internal_images(d, domain.def()).into_iter().map(|p| (p, d.name.clone())))
@@ -527,6 +552,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             return Err(not_yet("reverts of a transient domain"));
         }
         QemuDriver::check_no_job_daemon(domain, "revert")?;
+        check_same_images(&snap, domain.def())?;
         let images = internal_images(&snap, domain.def());
         for path in &images {
             if !image::state(path)?.snapshots.iter().any(|s| s == name) {
