@@ -8,20 +8,24 @@ Usage: tests/crash/crash-test.py BUILD_DIR [--trials N] [--seed S] [--ops OP,...
 The world is one root with two domains on 64 MiB qcow2 disks; which one is running
 changes as trials start and destroy them. Each trial picks an operation that fits the
 domains' states (checkpoint create and delete; push backup full and incremental; pull
-backup begin; domain start and destroy), runs it in a victim process (python3-libvirt
+backup begin; domain start and destroy; snapshot create, revert and delete), runs it in
+a victim process (python3-libvirt
 on the library in BUILD_DIR), kills that process at a random instant 0..--max-delay ms
 after it said it was about to start, and then, in a fresh process, checks:
 
   load      opening the root prints no warning (every metadata file parses), and
             whatever the dead process left is recovered before the first call returns
-  tree      every checkpoint's parent exists, and the metadata files are the checkpoints
+  tree      every checkpoint's parent exists, and the metadata files are the checkpoints;
+            the same for snapshots, whose internal snapshots are exactly the image's
   bitmaps   every checkpoint's bitmaps are there and healthy, or the checkpoint is
             reported inconsistent (REDEFINE_VALIDATE); no image holds a bitmap that no
-            checkpoint names; no temporary bitmap is left
+            checkpoint or snapshot names, and every snapshot has its bitmap; no temporary
+            bitmap is left
   engine    a qemu-storage-daemon runs for each running domain and for nothing else, and
             the only FUSE mounts under the root are running domains' disks; a
             running domain's daemon holds no node, job or export but the domain's own
-  files     no temporary file, intent record, scratch image or pull socket is left, and
+  files     no temporary file, intent record, scratch image, pull socket or set-aside
+            bitmaps file of a revert is left, and
             a push target is there only if its backup completed
   usable    a new checkpoint and a full push backup of each domain succeed
 
@@ -87,6 +91,20 @@ VICTIMS = {
     "destroy": """
         print("go", flush=True)
         dom.destroy()
+    """,
+    "snapshot-create": """
+        print("go", flush=True)
+        dom.snapshotCreateXML("<domainsnapshot><name>{arg}</name></domainsnapshot>")
+    """,
+    "snapshot-revert": """
+        snap = dom.snapshotLookupByName("{arg}")
+        print("go", flush=True)
+        dom.revertToSnapshot(snap)
+    """,
+    "snapshot-delete": """
+        snap = dom.snapshotLookupByName("{arg}")
+        print("go", flush=True)
+        snap.delete(0)
     """,
 }
 
@@ -189,6 +207,31 @@ for dom in doms:
             problem("engine", "%s: exports left: %s" % (name, extra))
     else:
         names = set(image_bitmaps(disk))
+    # snapshots: metadata, the image's internal snapshots, their bitmaps
+    snaps = set()
+    for snap in dom.listAllSnapshots():
+        snaps.add(snap.getName())
+        try:
+            parent = snap.getParent().getName()
+        except libvirt.libvirtError as e:
+            parent = None
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                problem("tree", "%s: snapshot %s getParent: %s" % (name, snap.getName(), e))
+        if parent is not None and parent not in [s.getName() for s in dom.listAllSnapshots()]:
+            problem("tree", "%s: parent %s of snapshot %s is not a snapshot" % (name, parent, snap.getName()))
+    report["domains"][name]["snapshots"] = sorted(snaps)
+    files = {os.path.basename(p)[:-4] for p in glob.glob(os.path.join(root, "lib/qemu/snapshot", name, "*.xml"))}
+    if files != snaps:
+        problem("tree", "%s: snapshot metadata files %s, snapshots %s" % (name, sorted(files), sorted(snaps)))
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", disk], capture_output=True,
+                                     text=True).stdout)
+    internal = {s["name"] for s in info.get("snapshots", [])}
+    if internal != snaps:
+        problem("tree", "%s: internal snapshots %s, snapshots %s" % (name, sorted(internal), sorted(snaps)))
+    snapshot_bitmaps = {b for b in names if b.startswith("virbackup-snapshot/")}
+    if snapshot_bitmaps != {"virbackup-snapshot/" + s for s in snaps}:
+        problem("bitmaps", "%s: snapshot bitmaps %s, snapshots %s" % (name, sorted(snapshot_bitmaps), sorted(snaps)))
+    names -= snapshot_bitmaps
     if names - set(cps):
         problem("bitmaps", "%s: bitmaps without a checkpoint: %s" % (name, sorted(names - set(cps))))
     for cp_name, cp in cps.items():
@@ -234,6 +277,8 @@ for path in glob.glob(os.path.join(root, "**", ".*"), recursive=True):
     base = os.path.basename(path)
     if ".tmp-" in base or base == ".intent":
         problem("files", "left behind: %s" % os.path.relpath(path, root))
+for path in glob.glob(os.path.join(root, "run/qemu/*/bitmaps-*")):
+    problem("files", "left behind: %s" % os.path.relpath(path, root))
 # A push target stays only when its backup completed (and is then a sound image).
 for path in glob.glob(os.path.join(targets_dir, "*")):
     if path == target:
@@ -347,6 +392,8 @@ def pick(world, state, rng, ops):
                 continue
             if op in ("checkpoint-delete", "push-incremental") and not cps:
                 continue
+            if op in ("snapshot-revert", "snapshot-delete") and not info.get("snapshots"):
+                continue
             choices.append((op, dom))
     op, dom = rng.choice(choices)
     cps = state["domains"][dom].get("checkpoints", [])
@@ -361,6 +408,10 @@ def pick(world, state, rng, ops):
         args["arg3"] = cps[-1] if cps else ""
     elif op == "pull-begin":
         args["arg"] = os.path.join(world.targets, world.name("s") + ".qcow2")
+    elif op == "snapshot-create":
+        args["arg"] = world.name("snap")
+    elif op in ("snapshot-revert", "snapshot-delete"):
+        args["arg"] = rng.choice(state["domains"][dom]["snapshots"])
     return op, dom, args
 
 
@@ -382,12 +433,13 @@ def check(world, trial, target="", dom=""):
 
 
 def state_of(world):
-    """Which domains run and their checkpoints, oldest first."""
+    """Which domains run, their checkpoints (oldest first) and their snapshots."""
     script = textwrap.dedent(f"""
         import json, libvirt
         conn = libvirt.open({world.uri!r})
         print(json.dumps({{"domains": {{d.name(): {{"active": bool(d.isActive()), "checkpoints": [
-            c.getName() for c in d.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)]}}
+            c.getName() for c in d.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)],
+            "snapshots": sorted(s.getName() for s in d.listAllSnapshots())}}
             for d in conn.listAllDomains(0)}}}}))
     """)
     return json.loads(world.python(script, check=True).stdout)
@@ -406,6 +458,17 @@ def keep_small(world, state, rng):
                 dom = libvirt.open({world.uri!r}).lookupByName({dom!r})
                 dom.{"create" if want_active else "destroy"}()
             """), check=True)
+        snaps = info.get("snapshots", [])
+        if len(snaps) > 3:
+            world.python(textwrap.dedent(f"""
+                import libvirt
+                dom = libvirt.open({world.uri!r}).lookupByName({dom!r})
+                for name in {snaps[:-2]!r}:
+                    try:
+                        dom.snapshotLookupByName(name).delete(0)
+                    except libvirt.libvirtError:
+                        pass
+            """))
         cps = info.get("checkpoints", [])
         if len(cps) > 6:
             script = textwrap.dedent(f"""
