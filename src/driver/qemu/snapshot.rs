@@ -530,7 +530,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             "this driver's domains have no processors to pause: revert with RUNNING, or neither",
         ));
     }
-    let start = driver.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
+    let outcome = driver.with_state(Scope::Domain(&dom.name), true, |inner, layout| {
         let at = inner.position(dom)?;
         let domain = &inner.domains[at];
         let snap = domain.snapshots.get(name)?.clone();
@@ -575,7 +575,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
         }
         layout.ensure_dir(&layout.run_dir(&dom_name))?;
-        driver.journaled(inner, intent, |_, journal| {
+        let reverted = driver.journaled(inner, intent, |_, journal| {
             let bitmap = snapshot_bitmap(name);
             for (path, aside) in &pairs {
                 image::set_bitmaps_aside(path, aside, &bitmap)?;
@@ -589,9 +589,22 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             kill_point("snapshot-revert-recorded");
             // Settling the record finishes the revert from here.
             Ok(())
-        })?;
-        Ok(snap.state == SnapshotState::DiskSnapshot)
+        });
+        // A revert that failed was undone: a domain stopped for it runs again.
+        Ok(match reverted {
+            Ok(()) => (snap.state == SnapshotState::DiskSnapshot, None),
+            Err(e) => (running, Some(e)),
+        })
     })?;
+    let (start, failed) = outcome;
+    if let Some(e) = failed {
+        // The revert's own error is the one reported (a start after a revert that could
+        // not be settled fails as every call then does).
+        if start {
+            let _ = super::domain::domain_create(driver, dom, 0);
+        }
+        return Err(e);
+    }
     if start || flags & Revert::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING as u32 != 0 {
         super::domain::domain_create(driver, dom, 0)?;
     }
