@@ -39,6 +39,8 @@ pub struct BlockNode {
     pub bitmaps: Vec<BitmapInfo>,
     /// The names of the image's internal snapshots.
     pub snapshots: Vec<String>,
+    /// The file of the image this one is an overlay of, if any.
+    pub backing_file: Option<String>,
 }
 
 /// Every named block node of the process.
@@ -57,6 +59,7 @@ fn parse_block_nodes(answer: &Value) -> Vec<BlockNode> {
             driver: text(&n["drv"]),
             file: text(&n["file"]),
             virtual_size: n["image"]["virtual-size"].as_u64(),
+            backing_file: n["backing_file"].as_str().filter(|f| !f.is_empty()).map(str::to_string),
             snapshots: n["image"]["snapshots"].as_array().into_iter().flatten().map(|s| text(&s["name"])).collect(),
             bitmaps: n["dirty-bitmaps"]
                 .as_array()

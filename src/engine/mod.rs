@@ -197,6 +197,20 @@ impl Session {
         self.per_disk(|n| n.snapshots.clone())
     }
 
+    /// The format nodes of the images below a disk's own in its backing chain, nearest
+    /// first (an external snapshot's overlay reads through them).
+    pub fn backing_nodes(&mut self, target: &str) -> Result<Vec<BlockNode>> {
+        let top = self.node(target)?.to_string();
+        let nodes = self.block_nodes()?;
+        let mut chain: Vec<BlockNode> = Vec::new();
+        let mut at = nodes.iter().find(|n| n.name == top);
+        while let Some(file) = at.and_then(|n| n.backing_file.clone()) {
+            at = nodes.iter().find(|n| n.file == file && n.driver != "file" && !chain.iter().any(|c| c.name == n.name));
+            chain.extend(at.cloned());
+        }
+        Ok(chain)
+    }
+
     /// Deletes a disk image's internal snapshot.
     pub fn delete_internal_snapshot(&mut self, node: &str, name: &str) -> Result<()> {
         let result = commands::delete_internal_snapshot(&mut self.qmp, node, name);

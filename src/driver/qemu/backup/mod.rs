@@ -386,14 +386,26 @@ impl QemuDriver {
             }
             let job_id = format!("backup-{}-vb{op}", disk.name);
             plan.jobs.push(job_id.clone());
+            // What changed since the checkpoint: its bitmap on the disk's image, and on
+            // each image below it in the backing chain that still has one (an external
+            // snapshot's overlay carries the bitmap on; the older writes are below).
+            let mut sources = Vec::new();
+            if let Some((checkpoint, _)) = &base {
+                sources.push((node.clone(), checkpoint.clone()));
+                for below in session.backing_nodes(&disk.name)? {
+                    if below.bitmaps.iter().any(|b| &b.name == checkpoint) {
+                        sources.push((below.name.clone(), checkpoint.clone()));
+                    }
+                }
+            }
             let bitmap = base.as_ref().map(|(checkpoint, granularity)| {
                 // Push: the copy reads the bitmap on the disk; pull: the export offers it
                 // from the scratch image.
                 let on = if mode == BackupMode::Push { node.clone() } else { store.format_node.clone() };
                 let name = jobs::temporary_bitmap(disk);
-                (on, name, checkpoint.clone(), *granularity)
+                (on, name, checkpoint.clone(), *granularity, sources)
             });
-            if let Some((on, name, _, _)) = &bitmap
+            if let Some((on, name, _, _, _)) = &bitmap
                 && !(on == &node && taken(&disk.name, name))
             {
                 plan.bitmaps.push((on.clone(), name.clone()));
@@ -425,21 +437,17 @@ impl QemuDriver {
             }
             session.open_store(&store)?;
             intent::kill_point("backup-store-opened");
-            if let Some((on, name, checkpoint, granularity)) = &bitmap {
+            if let Some((on, name, _, granularity, sources)) = &bitmap {
                 actions.push(Action::AddTemporaryBitmap {
                     node: on.clone(),
                     name: name.clone(),
                     granularity: *granularity,
                 });
-                actions.push(Action::MergeBitmaps {
-                    node: on.clone(),
-                    target: name.clone(),
-                    sources: vec![(node.clone(), checkpoint.clone())],
-                });
+                actions.push(Action::MergeBitmaps { node: on.clone(), target: name.clone(), sources: sources.clone() });
             }
             let sync = match (&mode, &bitmap) {
                 (BackupMode::Pull, _) => Sync::None,
-                (BackupMode::Push, Some((_, name, _, _))) => Sync::Incremental { bitmap: name.clone() },
+                (BackupMode::Push, Some((_, name, _, _, _))) => Sync::Incremental { bitmap: name.clone() },
                 (BackupMode::Push, None) => Sync::Full,
             };
             // A pull backup's copy runs only as the guest writes: it is never limited.
@@ -464,7 +472,7 @@ impl QemuDriver {
                 file_node: store.file_node.clone(),
                 format_node: store.format_node.clone(),
                 created,
-                bitmap: bitmap.map(|(on, name, _, _)| (on, name)),
+                bitmap: bitmap.map(|(on, name, _, _, _)| (on, name)),
                 export_id: None,
                 size,
             });
