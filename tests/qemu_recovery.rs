@@ -96,6 +96,9 @@ fn child_operation() {
         ["snapshot", name] => driver
             .snapshot_create_xml(&dom, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0)
             .map(drop),
+        ["snapshot-external", name] => driver
+            .snapshot_create_xml(&dom, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 1 << 4)
+            .map(drop),
         ["revert", name] => driver.revert_to_snapshot(&dom, name, 0),
         ["snapshot-delete", name] => driver.snapshot_delete(&dom, name, 0),
         other => panic!("unknown operation {other:?}"),
@@ -508,4 +511,34 @@ fn revert_of_a_running_domain_killed_is_finished_and_leaves_it_shut_off() {
     assert!(!driver.domain_is_active(&dom).unwrap());
     driver.domain_create(&dom, 0).unwrap();
     driver.domain_destroy(&dom, 0).unwrap();
+}
+
+#[test]
+fn external_snapshot_killed_before_its_metadata_is_undone() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    killed_at(&fixture, "off", "snapshot-external:e1", "snapshot-overlay-created");
+    let (listed, _, _, bitmaps) = snapshot_state(&fixture, "off", &vda);
+    assert!(listed.is_empty());
+    assert_eq!(bitmaps, ["c1", "c2"]);
+    let driver = open(&fixture);
+    assert_eq!(common::current_image(driver.as_ref(), &dom), vda, "the domain stays on its image");
+    assert!(!vda.with_extension("e1").exists(), "the overlay is gone");
+    assert!(walk(fixture.dir.path()).iter().all(|p| !p.to_string_lossy().contains(".vb-")), "no placeholder left");
+}
+
+#[test]
+fn external_snapshot_killed_after_its_metadata_is_finished() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    killed_at(&fixture, "off", "snapshot-external:e1", "snapshot-metadata-written");
+    let driver = open(&fixture);
+    driver.domain_lookup_by_name("off").unwrap();
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "e1");
+    let overlay = vda.with_extension("e1");
+    assert_eq!(common::current_image(driver.as_ref(), &dom), overlay, "the domain moved onto the overlay");
+    assert_eq!(bitmap_names(&overlay), ["c1", "c2"]);
+    driver.checkpoint_create_xml(&dom, &checkpoint("c3"), 0).unwrap();
+    assert_eq!(driver.checkpoint_get_parent(&dom, "c3", 0).unwrap(), "c2");
 }

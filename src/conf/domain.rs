@@ -391,6 +391,31 @@ impl DomainDef {
         &self.xml
     }
 
+    /// The same definition with disk `target` on the image file `path` of `format` (an
+    /// external snapshot's overlay): its source, type and driver type change, the rest
+    /// stays.
+    pub fn with_disk_image(&self, target: &str, path: &str, format: &str) -> Result<DomainDef> {
+        let mut xml = self.to_element(FormatOptions { id: None, secure: true });
+        let missing = || Error::internal(FROM, format!("no disk '{target}' in the definition of '{}'", self.name));
+        let devices = xml.child_mut("devices").ok_or_else(missing)?;
+        let disk = devices
+            .elements_mut()
+            .find(|d| d.name == "disk" && d.child("target").and_then(|t| t.attr("dev")) == Some(target))
+            .ok_or_else(missing)?;
+        disk.set_attr("type", "file");
+        match disk.child_mut("source") {
+            Some(source) => source.attrs = vec![("file".to_string(), path.to_string())],
+            None => disk.children.insert(0, Node::Element(Element::new("source").with_attr("file", path))),
+        }
+        match disk.child_mut("driver") {
+            Some(driver) => driver.set_attr("type", format),
+            None => disk
+                .children
+                .insert(0, Node::Element(Element::new("driver").with_attr("name", "qemu").with_attr("type", format))),
+        }
+        DomainDef::from_element(xml)
+    }
+
     /// The definition as an element tree, as [`DomainDef::format`] would print it.
     pub fn to_element(&self, options: FormatOptions) -> Element {
         let mut xml = self.xml.clone();

@@ -166,6 +166,39 @@ pub fn merge_bitmap(path: &Path, target: &str, source_path: &Path, source: &str)
     bitmap_op(path, &ops, target, &format!("merge bitmap '{source}' into '{target}'"))
 }
 
+/// Creates an external snapshot's overlay: a new qcow2 `overlay` reading through
+/// `backing` (of `backing_format`), which holds a new empty bitmap, recording, for each
+/// bitmap of a qcow2 `backing` that `carry` names (so that a checkpoint goes on
+/// recording there).
+pub fn create_overlay(
+    overlay: &Path,
+    backing: &Path,
+    backing_format: &str,
+    carry: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let mut bitmaps = if backing_format == "qcow2" { state(backing)?.bitmaps } else { Vec::new() };
+    bitmaps.retain(|b| carry(&b.name));
+    run(
+        &[
+            OsStr::new("create"),
+            OsStr::new("-q"),
+            OsStr::new("-f"),
+            OsStr::new("qcow2"),
+            OsStr::new("-b"),
+            backing.as_os_str(),
+            OsStr::new("-F"),
+            OsStr::new(backing_format),
+            overlay.as_os_str(),
+        ],
+        "create the overlay",
+        overlay,
+    )?;
+    for bitmap in &bitmaps {
+        add_bitmap(overlay, &bitmap.name, true, bitmap.granularity)?;
+    }
+    Ok(())
+}
+
 /// Makes `aside` a new empty qcow2 image of `size` bytes (replacing one left earlier).
 fn create_aside(aside: &Path, size: u64) -> Result<()> {
     let _ = std::fs::remove_file(aside);

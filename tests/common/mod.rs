@@ -224,3 +224,9 @@ pub fn restore_and_compare(fixture: &Fixture, incremental: &Path, base: &Path, e
     run("qemu-img", &["rebase", "-u", "-F", "qcow2", "-b", base.to_str().unwrap(), restored.to_str().unwrap()]);
     compare(&restored, expected)
 }
+
+/// The image a domain's disk `vda` uses, as its persistent definition names it.
+pub fn current_image(driver: &dyn Driver, dom: &DomainId) -> PathBuf {
+    let xml = driver.domain_get_xml_desc(dom, 2).unwrap();
+    PathBuf::from(xml.split("<source file='").nth(1).unwrap().split('\'').next().unwrap())
+}

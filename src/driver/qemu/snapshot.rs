@@ -252,7 +252,11 @@ fn check_new_disks(def: &SnapshotDef, domain: &DomainDef) -> Result<()> {
                     )));
                 }
             }
-            SnapshotLocation::External => return Err(not_yet("external snapshots")),
+            SnapshotLocation::External => {
+                return Err(unsupported_config(
+                    "mixing internal and external targets for a snapshot is not yet supported",
+                ));
+            }
             SnapshotLocation::Manual => forbid_internal = true,
             SnapshotLocation::No | SnapshotLocation::Default => {
                 forbid_internal |= !dom_disk.is_empty() && !dom_disk.readonly;
@@ -288,9 +292,6 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
     let set = |f: Create| flags & f as u32 != 0;
     if set(VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA) {
         return Err(not_yet("snapshots without metadata"));
-    }
-    if set(VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY) || set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT) {
-        return Err(not_yet("external (disk-only) snapshots"));
     }
     let redefine = set(VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE);
     driver.with_state(Scope::Domain(&dom.name), true, |inner, _| {
@@ -344,7 +345,21 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
         def.domain = Some(domain_def.clone());
         def.state = if active { SnapshotState::DiskSnapshot } else { SnapshotState::Shutoff };
         def.memory = SnapshotLocation::No;
-        def.align_disks(None, SnapshotLocation::Internal, true, snapshots::is_regular_file)?;
+        let disk_only = set(VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY);
+        let location = if disk_only { SnapshotLocation::External } else { SnapshotLocation::Internal };
+        def.align_disks(None, location, true, snapshots::is_regular_file)?;
+        if def.disks.iter().any(|d| d.kind == SnapshotLocation::External) {
+            if active {
+                return Err(not_yet("external snapshots of a running domain"));
+            }
+            if domain.persistent.is_none() {
+                return Err(invalid("cannot take an external snapshot of a transient domain"));
+            }
+            return create_external(driver, inner, at, def, set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT));
+        }
+        if set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT) {
+            return Err(invalid("reuse is not supported with internal snapshots"));
+        }
         check_new_disks(&def, &domain_def)?;
         if domain.snapshots.contains(&def.name) {
             return Err(domain.snapshots.exists_error(&def.name));
@@ -408,6 +423,9 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
         let doomed = domain.snapshots.to_be_deleted(name, flags)?;
         if flags & Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32 != 0 {
             return driver.delete_snapshot_metadata(&mut inner.domains[at], name, flags);
+        }
+        if doomed.iter().any(SnapshotDef::is_external) {
+            return Err(not_yet("deletions of external snapshots but of their metadata (METADATA_ONLY)"));
         }
         QemuDriver::check_no_job_daemon(domain, "delete a snapshot of")?;
         if domain.live.is_some() {
@@ -488,13 +506,133 @@ pub(crate) fn finish_delete(
 }
 
 /// Completes a snapshot creation whose metadata was written: it is the current snapshot
-/// (the file of the one current before may still say otherwise).
+/// (the file of the one current before may still say otherwise), and the domain uses
+/// the overlays of an external one.
 pub(crate) fn finish_create(driver: &QemuDriver, inner: &mut Inner, domain: &str, name: &str) -> Result<()> {
     let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
-    if !dom.snapshots.contains(name) {
-        return Ok(());
+    let Ok(snap) = dom.snapshots.get(name) else { return Ok(()) };
+    if let (Some(def), Some(persistent)) = (with_overlays(snap)?, &dom.persistent)
+        && def != **persistent
+    {
+        let layout = &driver.layout;
+        layout.save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
+        dom.persistent = Some(std::sync::Arc::new(def));
     }
     driver.set_current_snapshot(dom, Some(name))
+}
+
+/// The snapshot's domain definition with its external disks on their overlays (None
+/// for an internal snapshot).
+fn with_overlays(snap: &SnapshotDef) -> Result<Option<DomainDef>> {
+    let external: Vec<_> = snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External).collect();
+    let Some(mut def) = snap.domain.as_deref().cloned().filter(|_| !external.is_empty()) else { return Ok(None) };
+    for disk in external {
+        let overlay = disk.path.as_deref().unwrap_or_default();
+        def = def.with_disk_image(&disk.name, overlay, disk.format.as_deref().unwrap_or("qcow2"))?;
+    }
+    Ok(Some(def))
+}
+
+/// An external (disk-only) snapshot of a shut-off domain: each external disk gets a new
+/// qcow2 overlay over its image (or, with `REUSE_EXT`, the one that is there), into which
+/// the checkpoints' bitmaps are carried, empty and recording; the domain then uses the
+/// overlays. The metadata completes it, the definition follows (see `finish_create`).
+fn create_external(
+    driver: &QemuDriver,
+    inner: &mut Inner,
+    at: usize,
+    mut def: SnapshotDef,
+    reuse: bool,
+) -> Result<String> {
+    let domain = &inner.domains[at];
+    let domain_def = domain.def().clone();
+    let mut overlays = Vec::new();
+    for disk in &mut def.disks {
+        match disk.kind {
+            SnapshotLocation::External => {}
+            SnapshotLocation::No => continue,
+            _ => {
+                return Err(unsupported_config(
+                    "mixing internal and external targets for a snapshot is not yet supported",
+                ));
+            }
+        }
+        let format = disk.format.get_or_insert_with(|| "qcow2".to_string()).clone();
+        if format != "qcow2" {
+            return Err(unsupported_config(format!(
+                "external snapshot format for disk {} is unsupported: {format}",
+                disk.name
+            )));
+        }
+        let dom_disk = domain_def.disk(&disk.name).ok_or_else(|| invalid(format!("no disk '{}'", disk.name)))?;
+        let base = PathBuf::from(dom_disk.source.clone().unwrap_or_default());
+        let overlay = PathBuf::from(disk.path.clone().unwrap_or_default());
+        let exists = overlay.exists();
+        if reuse && !exists {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_SYSTEM_ERROR,
+                format!(
+                    "missing existing file for disk {}: {}: No such file or directory",
+                    disk.name,
+                    overlay.display()
+                ),
+            ));
+        }
+        if !reuse && std::fs::metadata(&overlay).is_ok_and(|m| m.len() > 0) {
+            return Err(unsupported_config(format!(
+                "external snapshot file for disk {} already exists and is not a block device: {}",
+                disk.name,
+                overlay.display()
+            )));
+        }
+        overlays.push((overlay, base, dom_disk.format.clone().unwrap_or_else(|| "raw".to_string())));
+    }
+    if domain.snapshots.contains(&def.name) {
+        return Err(domain.snapshots.exists_error(&def.name));
+    }
+    def.parent = domain.snapshots.current().map(str::to_string);
+    let name = def.name.clone();
+    let checkpoint = domain.checkpoints.current().map(str::to_string);
+    let mut intent = Intent::new("snapshot creation", domain.name());
+    let op = intent.op.clone();
+    if !reuse {
+        for (overlay, _, _) in &overlays {
+            intent.files.push(super::backup::owned_file(overlay, &op)?);
+        }
+    }
+    intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: Vec::new() });
+    let files = intent.files.clone();
+    let prepared = Prepared { def, replaces: false, make_current: true };
+    // Settling the record completes it (the domain moves onto the overlays).
+    driver.journaled(inner, intent, |inner, _| {
+        for file in &files {
+            if !super::intent::create_owned(file)
+                .map_err(|e| Error::system(FROM, format!("cannot create '{}'", file.path.display()), &e))?
+            {
+                return Err(unsupported_config(format!(
+                    "external snapshot file '{}' already exists",
+                    file.path.display()
+                )));
+            }
+        }
+        for (overlay, base, base_format) in &overlays {
+            if reuse {
+                let present = image::state(overlay)?;
+                for bitmap in image::state(base)?.bitmaps.iter().filter(|b| !b.name.starts_with("virbackup-snapshot/"))
+                {
+                    if !present.has_bitmap(&bitmap.name) {
+                        image::add_bitmap(overlay, &bitmap.name, true, bitmap.granularity)?;
+                    }
+                }
+            } else {
+                image::create_overlay(overlay, base, base_format, |b| !b.starts_with("virbackup-snapshot/"))?;
+            }
+            kill_point("snapshot-overlay-created");
+        }
+        driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
+    })?;
+    Ok(name)
 }
 
 /// Undoes a snapshot creation that did not complete: its internal snapshot and bitmap go
