@@ -542,3 +542,39 @@ fn external_snapshot_killed_after_its_metadata_is_finished() {
     driver.checkpoint_create_xml(&dom, &checkpoint("c3"), 0).unwrap();
     assert_eq!(driver.checkpoint_get_parent(&dom, "c3", 0).unwrap(), "c2");
 }
+
+/// A revert to an external snapshot killed once its new overlay is made is finished
+/// (the overlay replaced: the disk as at the snapshot), and before, undone (the disk as
+/// it was, no new overlay left).
+fn external_revert_killed_at(point: &str, finished: bool) {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    let driver = open(&fixture);
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e1</name></domainsnapshot>", 1 << 4).unwrap();
+    let overlay = common::current_image(driver.as_ref(), &dom);
+    write_pattern(&overlay, "qcow2", 0x4f, 8 * MIB, MIB);
+    drop(driver);
+    let before = fixture.image("before.qcow2");
+    common::run("qemu-img", &["convert", "-O", "qcow2", overlay.to_str().unwrap(), before.to_str().unwrap()]);
+    killed_at(&fixture, "off", "revert:e1", point);
+    let driver = open(&fixture);
+    driver.domain_lookup_by_name("off").unwrap();
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    assert_eq!(common::current_image(driver.as_ref(), &dom), overlay);
+    let expected = if finished { &vda } else { &before };
+    assert!(common::compare(&overlay, expected), "the disk is as it was {}", if finished { "at e1" } else { "before" });
+    let leftovers: Vec<PathBuf> =
+        walk(fixture.dir.path()).into_iter().filter(|p| p.to_string_lossy().contains(".new")).collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert_eq!(bitmap_names(&overlay), ["c1", "c2"]);
+}
+
+#[test]
+fn external_revert_killed_once_recorded_is_finished() {
+    external_revert_killed_at("snapshot-revert-recorded", true);
+}
+
+#[test]
+fn external_revert_killed_before_its_point_of_no_return_is_undone() {
+    external_revert_killed_at("snapshot-bitmaps-set-aside", false);
+}

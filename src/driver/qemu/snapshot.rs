@@ -619,14 +619,13 @@ fn create_external(
         for (overlay, base, base_format) in &overlays {
             if reuse {
                 let present = image::state(overlay)?;
-                for bitmap in image::state(base)?.bitmaps.iter().filter(|b| !b.name.starts_with("virbackup-snapshot/"))
-                {
+                for bitmap in image::state(base)?.bitmaps.iter().filter(|b| !is_snapshot_bitmap(&b.name)) {
                     if !present.has_bitmap(&bitmap.name) {
                         image::add_bitmap(overlay, &bitmap.name, true, bitmap.granularity)?;
                     }
                 }
             } else {
-                image::create_overlay(overlay, base, base_format, |b| !b.starts_with("virbackup-snapshot/"))?;
+                image::create_overlay(overlay, base, base_format, |b| !is_snapshot_bitmap(b))?;
             }
             kill_point("snapshot-overlay-created");
         }
@@ -680,7 +679,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             ));
         }
         if snap.is_external() {
-            return Err(not_yet("reverts to external snapshots"));
+            return revert_external(driver, inner, at, name).map(|()| (false, None));
         }
         if !matches!(snap.state, SnapshotState::Shutoff | SnapshotState::DiskSnapshot) {
             return Err(not_yet("reverts to snapshots with memory state"));
@@ -718,15 +717,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             for (path, aside) in &pairs {
                 image::set_bitmaps_aside(path, aside, &bitmap)?;
             }
-            kill_point("snapshot-bitmaps-set-aside");
-            journal.record(|i| {
-                if let Some(SnapshotStep::Revert { saved, .. }) = &mut i.snapshot {
-                    *saved = true;
-                }
-            })?;
-            kill_point("snapshot-revert-recorded");
-            // Settling the record finishes the revert from here.
-            Ok(())
+            past_point_of_no_return(journal)
         });
         // A revert that failed was undone: a domain stopped for it runs again.
         Ok(match reverted {
@@ -760,16 +751,29 @@ pub(crate) fn finish_revert(
     name: &str,
     images: &[(PathBuf, PathBuf)],
 ) -> Result<()> {
+    let Some(at) = inner.domains.iter().position(|d| d.name() == domain) else { return Ok(()) };
+    let external = inner.domains[at].snapshots.get(name).is_ok_and(SnapshotDef::is_external);
     let bitmap = snapshot_bitmap(name);
     for (path, aside) in images {
-        if aside.exists() {
-            image::apply_snapshot(path, aside, name, &bitmap)?;
-            kill_point("snapshot-image-applied");
+        if !aside.exists() {
+            continue;
         }
+        if external {
+            // The new overlay takes the old one's place.
+            std::fs::rename(aside, path)
+                .map_err(|e| Error::system(FROM, format!("cannot replace '{}'", path.display()), &e))?;
+        } else {
+            image::apply_snapshot(path, aside, name, &bitmap)?;
+        }
+        kill_point("snapshot-image-applied");
     }
-    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
+    let dom = &mut inner.domains[at];
     let Ok(snap) = dom.snapshots.get(name) else { return Ok(()) };
-    if let (Some(def), Some(_)) = (snap.domain.clone(), &dom.persistent) {
+    let def = match with_overlays(snap)? {
+        Some(def) => Some(std::sync::Arc::new(def)),
+        None => snap.domain.clone(),
+    };
+    if let (Some(def), Some(_)) = (def, &dom.persistent) {
         let layout = &driver.layout;
         layout.save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
         dom.persistent = Some(def);
@@ -778,6 +782,87 @@ pub(crate) fn finish_revert(
     let checkpoint = dom.snapshot_checkpoints.get(name).filter(|c| dom.checkpoints.contains(c)).cloned();
     dom.checkpoints.set_current(checkpoint.as_deref());
     driver.save_current(dom)
+}
+
+/// Reverts a shut-off domain to an external snapshot, going beyond libvirt 9.0 (which
+/// refuses): the state at the snapshot is its overlays' backing images, untouched since,
+/// so each overlay is replaced by a new empty one over the same image, carrying the
+/// checkpoints' bitmaps of that image. The new overlays are made beside the old ones
+/// first (the point of no return), then renamed over them. Only the newest state can
+/// be dropped this way: the domain must still use the overlays, and the snapshot have
+/// no children. Checkpoints taken after the snapshot lose their bitmaps with the old
+/// overlays: REDEFINE_VALIDATE reports them inconsistent and backups refuse them.
+fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str) -> Result<()> {
+    let domain = &inner.domains[at];
+    if domain.live.is_some() {
+        return Err(not_yet("reverts of a running domain to external snapshots"));
+    }
+    if domain.snapshots.child_count(name)? > 0 {
+        return Err(not_yet("reverts to an external snapshot that has children"));
+    }
+    QemuDriver::check_no_job_daemon(domain, "revert")?;
+    let snap = domain.snapshots.get(name)?.clone();
+    let taken = snap.domain.clone().ok_or_else(|| invalid(format!("snapshot '{name}' lacks its domain")))?;
+    let mut work = Vec::new();
+    for disk in snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External) {
+        let overlay = PathBuf::from(disk.path.clone().unwrap_or_default());
+        let now = domain.def().disk(&disk.name).and_then(|d| d.source.clone()).map(PathBuf::from);
+        if now.as_deref() != Some(overlay.as_path()) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                format!(
+                    "disk image '{}' for external snapshot '{name}' is not the same as disk image currently used by VM",
+                    disk.name
+                ),
+            ));
+        }
+        let below = taken.disk(&disk.name).ok_or_else(|| invalid(format!("no disk '{}'", disk.name)))?;
+        let base = PathBuf::from(below.source.clone().unwrap_or_default());
+        work.push((overlay, base, below.format.clone().unwrap_or_else(|| "raw".to_string())));
+    }
+    let mut intent = Intent::new("snapshot revert", domain.name());
+    let op = intent.op.clone();
+    let mut pairs = Vec::new();
+    for (overlay, _, _) in &work {
+        let fresh = super::backup::owned_file(
+            &overlay.with_file_name(format!("{}.new", overlay.file_name().unwrap_or_default().to_string_lossy())),
+            &op,
+        )?;
+        pairs.push((overlay.clone(), fresh.path.clone()));
+        intent.files.push(fresh);
+    }
+    intent.snapshot = Some(SnapshotStep::Revert { name: name.to_string(), images: pairs.clone(), saved: false });
+    let files = intent.files.clone();
+    driver.journaled(inner, intent, |_, journal| {
+        for (file, (_, base, base_format)) in files.iter().zip(&work) {
+            if !super::intent::create_owned(file)
+                .map_err(|e| Error::system(FROM, format!("cannot create '{}'", file.path.display()), &e))?
+            {
+                return Err(invalid(format!("'{}' is in the way", file.path.display())));
+            }
+            image::create_overlay(&file.path, base, base_format, |b| !is_snapshot_bitmap(b))?;
+        }
+        past_point_of_no_return(journal)
+    })
+}
+
+/// Records that a revert has everything it needs (the images' bitmaps set aside, or the
+/// new overlays made): settling the record finishes it from here.
+fn past_point_of_no_return(journal: &mut Journal) -> Result<()> {
+    kill_point("snapshot-bitmaps-set-aside");
+    journal.record(|i| {
+        if let Some(SnapshotStep::Revert { saved, .. }) = &mut i.snapshot {
+            *saved = true;
+        }
+    })?;
+    kill_point("snapshot-revert-recorded");
+    Ok(())
+}
+
+/// Whether a bitmap is a snapshot's (see [`snapshot_bitmap`]), not a checkpoint's.
+fn is_snapshot_bitmap(name: &str) -> bool {
+    name.starts_with("virbackup-snapshot/")
 }
 
 /// Undoes a revert that did not set every image's bitmaps aside: the files that were
