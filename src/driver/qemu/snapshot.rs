@@ -1,6 +1,6 @@
 //! Snapshots on the QEMU driver: internal snapshots of a domain's qcow2 disks, reverted to
-//! with `qemu-img` (see [`crate::engine::image`]), their metadata under
-//! `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
+//! with `qemu-img` (see [`crate::engine::image`]), and external ones of a shut-off
+//! domain; their metadata under `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
 //!
 //! Checkpoints stay correct across snapshots. Each snapshot has a bitmap in every image
 //! it covers, `virbackup-snapshot/<name>`, enabled from the instant the snapshot is taken:
@@ -20,8 +20,14 @@
 //! have no memory to save), taken in one QMP transaction of its engine; reverting to it
 //! stops the engine, applies the snapshot and starts it again.
 //!
-//! Not yet: external (disk-only) snapshots and `NO_METADATA`; each is refused with a
-//! message that says so.
+//! External (disk-only) snapshots of a shut-off domain put each disk on a new qcow2
+//! overlay, carrying the checkpoints' bitmaps into it (incremental backups merge a
+//! checkpoint's bitmaps along the backing chain); reverting to one replaces the overlay
+//! with a new empty one over the same image.
+//!
+//! Not yet: external snapshots of running domains, reverts to an external snapshot with
+//! children, deleting an external snapshot but for its metadata, and `NO_METADATA`; each
+//! is refused with a message that says so.
 
 use std::path::PathBuf;
 
