@@ -271,6 +271,9 @@ fn checkpoints_stay_correct_across_an_external_snapshot() {
     let xml = driver.snapshot_get_xml_desc(&dom, "e1", 0).unwrap();
     assert!(xml.contains("<disk name='vda' snapshot='external' type='file'>"), "{xml}");
     write_pattern(&overlay, "qcow2", 0x62, 20 * MIB, 2 * MIB);
+    // XML_SIZE counts what changed since c1 in the overlay and in the image below it.
+    let sized = driver.checkpoint_get_xml_desc(&dom, "c1", 4 | 2).unwrap();
+    assert!(sized.contains("bitmap='c1' size='4194304'"), "{sized}");
     backup(&*driver, &dom, &full("c2"), None, Some("c2"));
     write_pattern(&overlay, "qcow2", 0x63, 30 * MIB, MIB);
 

@@ -226,7 +226,8 @@ impl QemuDriver {
 
     /// Fills in, for each bitmap disk with a healthy bitmap, the bytes dirtied since the
     /// checkpoint. Every checkpoint bitmap records all writes since it was made, so its
-    /// own count is the answer.
+    /// own count is the answer, merged with the checkpoint's bitmaps below an external
+    /// snapshot's overlay.
     pub(crate) fn fill_sizes(&self, domain: &QemuDomain, def: &mut CheckpointDef, journal: &mut Journal) -> Result<()> {
         let dom_def = domain.def().clone();
         let wanted: Vec<(String, String)> =
@@ -237,13 +238,45 @@ impl QemuDriver {
         let disks = engine_disks(&dom_def)?;
         let mut session = self.session(domain, &disks, journal)?;
         let present = session.bitmaps()?;
+        let mut sizes = Vec::new();
+        for (target, bitmap) in &wanted {
+            let Some(top) = present.get(target).and_then(|list| list.iter().find(|b| &b.name == bitmap && b.healthy()))
+            else {
+                continue;
+            };
+            // Below an external snapshot's overlay, the checkpoint's older writes are in
+            // the images of the backing chain: their union is counted in a temporary
+            // bitmap (recorded, so that a killed process leaves none).
+            let below: Vec<String> = session
+                .backing_nodes(target)?
+                .into_iter()
+                .filter(|n| n.bitmaps.iter().any(|b| &b.name == bitmap))
+                .map(|n| n.name)
+                .collect();
+            if below.is_empty() {
+                sizes.push((target.clone(), top.count));
+                continue;
+            }
+            let node = session.node(target)?.to_string();
+            let temporary = format!("vb{}-size-{target}", journal.intent.op);
+            journal.record(|i| i.bitmaps.push((node.clone(), temporary.clone())))?;
+            let sources = std::iter::once(node.clone()).chain(below).map(|n| (n, bitmap.clone())).collect();
+            session.transaction(&[
+                Action::AddTemporaryBitmap {
+                    node: node.clone(),
+                    name: temporary.clone(),
+                    granularity: top.granularity,
+                },
+                Action::MergeBitmaps { node: node.clone(), target: temporary.clone(), sources },
+            ])?;
+            let merged = session.bitmaps()?;
+            let count = merged.get(target).and_then(|l| l.iter().find(|b| b.name == temporary)).map(|b| b.count);
+            session.remove_bitmap(&node, &temporary);
+            sizes.extend(count.map(|c| (target.clone(), c)));
+        }
         session.finish()?;
         for disk in &mut def.disks {
-            let Some((_, bitmap)) = wanted.iter().find(|(t, _)| *t == disk.name) else { continue };
-            disk.size = present
-                .get(&disk.name)
-                .and_then(|list| list.iter().find(|b| &b.name == bitmap && b.healthy()))
-                .map(|b| b.count);
+            disk.size = sizes.iter().find(|(t, _)| *t == disk.name).map(|(_, size)| *size);
         }
         Ok(())
     }
