@@ -117,3 +117,28 @@ def test_qemu_internal_snapshots_of_a_shut_off_domain(qemu):
     assert "qemuDomainSnapshotNum" in e.value.get_error_message()
     dom.destroy()
     conn.close()
+
+
+@pytest.mark.qemu
+def test_qemu_external_snapshot_and_revert(qemu):
+    """An external (disk-only) snapshot of a shut-off domain moves it onto an overlay;
+    reverting to it drops what was written since."""
+    conn = libvirt.open(qemu.uri)
+    dom = qemu.define(conn, "ext")
+    image = qemu.images["ext"]
+    dom.checkpointCreateXML("<domaincheckpoint><name>c1</name></domaincheckpoint>")
+    snap = dom.snapshotCreateXML("<domainsnapshot><name>e1</name></domainsnapshot>",
+                                 libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY)
+    overlay = image.rsplit(".", 1)[0] + ".e1"
+    assert f"<source file='{overlay}'/>" in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert "snapshot='external'" in snap.getXMLDesc()
+    assert dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL)[0].getName() == "e1"
+    vb.write_image(overlay, 0x7e, 0, vb.MIB)
+    assert holds(overlay, 0x7e, 0, vb.MIB)
+    dom.revertToSnapshot(snap)
+    assert not holds(overlay, 0x7e, 0, vb.MIB)
+    # Nothing was written since c1 but what the revert dropped.
+    sized = dom.checkpointLookupByName("c1").getXMLDesc(libvirt.VIR_DOMAIN_CHECKPOINT_XML_SIZE)
+    assert "bitmap='c1' size='0'" in sized, sized
+    snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
+    conn.close()
