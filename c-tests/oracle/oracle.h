@@ -193,43 +193,48 @@ static inline int cmp_names(const void *a, const void *b)
 }
 
 /*
- * Prints the names of a returned list (sorted when the order is unspecified), checks the
- * trailing NULL slot, and frees the handles and the array. Must be called after the error
- * of the list call has been printed, because GetName and Free reset the error.
+ * Defines fn(n, arr, sorted): prints the names of a returned list of handles of `type`
+ * (sorted when the order is unspecified), checks the trailing NULL slot, and frees the
+ * handles (`release`) and the array; `sentinel` is the value stored before the call. It
+ * must be called after the error of the list call has been printed, because the name
+ * getter and the release reset the error. One definition serves every kind of handle.
  */
-static inline void print_names(int n, virDomainCheckpointPtr *arr, int sorted)
-{
-    const char **names;
-    int i;
+#define DEFINE_PRINT_LIST(fn, type, sentinel, getname, release)                 \
+    static inline void fn(int n, type *arr, int sorted)                         \
+    {                                                                           \
+        const char **names;                                                     \
+        int i;                                                                  \
+        if (arr == (sentinel)) {                                                \
+            printf("    array untouched\n");                                    \
+            return;                                                             \
+        }                                                                       \
+        if (!arr) {                                                             \
+            printf("    array NULL\n");                                         \
+            return;                                                             \
+        }                                                                       \
+        if (n < 0) {                                                            \
+            printf("    array non-NULL after failure\n");                       \
+            return;                                                             \
+        }                                                                       \
+        names = calloc((size_t)n + 1, sizeof(*names));                          \
+        if (!names)                                                             \
+            abort();                                                            \
+        for (i = 0; i < n; i++)                                                 \
+            names[i] = s(getname(arr[i]));                                      \
+        if (sorted)                                                             \
+            qsort(names, (size_t)n, sizeof(*names), cmp_names);                 \
+        printf("    names%s:", sorted ? " (sorted)" : "");                      \
+        for (i = 0; i < n; i++)                                                 \
+            printf(" %s", names[i]);                                            \
+        printf("\n    last slot NULL: %s\n", arr[n] == NULL ? "yes" : "NO");    \
+        free(names);                                                            \
+        for (i = 0; i < n; i++)                                                 \
+            release(arr[i]);                                                    \
+        free(arr);                                                              \
+    }
 
-    if (arr == SENTINEL_LIST) {
-        printf("    array untouched\n");
-        return;
-    }
-    if (!arr) {
-        printf("    array NULL\n");
-        return;
-    }
-    if (n < 0) {
-        printf("    array non-NULL after failure\n");
-        return;
-    }
-    names = calloc((size_t)n + 1, sizeof(*names));
-    if (!names)
-        abort();
-    for (i = 0; i < n; i++)
-        names[i] = s(virDomainCheckpointGetName(arr[i]));
-    if (sorted)
-        qsort(names, (size_t)n, sizeof(*names), cmp_names);
-    printf("    names%s:", sorted ? " (sorted)" : "");
-    for (i = 0; i < n; i++)
-        printf(" %s", s(names[i]));
-    printf("\n    last slot NULL: %s\n", arr[n] == NULL ? "yes" : "NO");
-    free(names);
-    for (i = 0; i < n; i++)
-        virDomainCheckpointFree(arr[i]);
-    free(arr);
-}
+DEFINE_PRINT_LIST(print_names, virDomainCheckpointPtr, SENTINEL_LIST, virDomainCheckpointGetName,
+                  virDomainCheckpointFree)
 
 /*
  * A list call whose array out-parameter is arr: arr is set to a sentinel first, so the

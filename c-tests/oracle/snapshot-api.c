@@ -44,40 +44,8 @@ static const char xml_s1[] = "<domainsnapshot><name>s1</name></domainsnapshot>";
 #define SNAP_SENTINEL ((virDomainSnapshotPtr *)(void *)&snap_sentinel_target)
 static int snap_sentinel_target;
 
-/* Prints the names of a returned list, checks the trailing NULL slot, frees it all. */
-static inline void print_snaps(int n, virDomainSnapshotPtr *arr, int sorted)
-{
-    const char **names;
-    int i;
-
-    if (arr == SNAP_SENTINEL) {
-        printf("    array untouched\n");
-        return;
-    }
-    if (!arr) {
-        printf("    array NULL\n");
-        return;
-    }
-    if (n < 0) {
-        printf("    array non-NULL after failure\n");
-        return;
-    }
-    names = calloc((size_t)n + 1, sizeof(*names));
-    if (!names)
-        abort();
-    for (i = 0; i < n; i++)
-        names[i] = s(virDomainSnapshotGetName(arr[i]));
-    if (sorted)
-        qsort(names, (size_t)n, sizeof(*names), cmp_names);
-    printf("    names%s:", sorted ? " (sorted)" : "");
-    for (i = 0; i < n; i++)
-        printf(" %s", names[i]);
-    printf("\n    last slot NULL: %s\n", arr[n] == NULL ? "yes" : "NO");
-    free(names);
-    for (i = 0; i < n; i++)
-        virDomainSnapshotFree(arr[i]);
-    free(arr);
-}
+DEFINE_PRINT_LIST(print_snaps, virDomainSnapshotPtr, SNAP_SENTINEL, virDomainSnapshotGetName,
+                  virDomainSnapshotFree)
 
 /* A list call with an array out-parameter, which is set to a sentinel first. */
 #define SLIST(expr, arr, sorted)                        \
