@@ -617,6 +617,12 @@ pub enum Listing {
     Count(usize),
 }
 
+/// The function of a driver behind a public call, as its unsupported-flags message names
+/// it: `virDomainSnapshotNum` is `testDomainSnapshotNum` in the driver `test`.
+pub fn driver_function(driver: &str, api: &str) -> String {
+    format!("{driver}{}", api.strip_prefix("vir").unwrap_or(api))
+}
+
 /// Lists or counts (`count_only`) a domain's moments (`from` = None) or a moment's
 /// children, with the generic list flags and, for kinds that filter on more than the
 /// tree, the kind's filter: the one shape every moment listing entry point answers in.

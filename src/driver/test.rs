@@ -598,7 +598,7 @@ impl Driver for TestDriver {
     }
 
     fn list_all_snapshots(&self, dom: &DomainId, flags: u32, count_only: bool, api: &'static str) -> Result<Listing> {
-        Error::check_flags(FROM, &driver_function(api), flags, snapshots::LIST_FLAGS)?;
+        Error::check_flags(FROM, &super::driver_function("test", api), flags, snapshots::LIST_FLAGS)?;
         let state = self.state.lock();
         state.domain(dom)?.snapshots.listing(None, flags, count_only)
     }
@@ -611,7 +611,7 @@ impl Driver for TestDriver {
         count_only: bool,
         api: &'static str,
     ) -> Result<Listing> {
-        Error::check_flags(FROM, &driver_function(api), flags, snapshots::LIST_FLAGS)?;
+        Error::check_flags(FROM, &super::driver_function("test", api), flags, snapshots::LIST_FLAGS)?;
         let state = self.state.lock();
         state.domain(dom)?.snapshots.listing(Some(name), flags, count_only)
     }
@@ -880,12 +880,6 @@ impl TestDriver {
         d.frozen = frozen;
         Ok(changed)
     }
-}
-
-/// The test driver's function behind a public listing call (`virDomainSnapshotNum` is
-/// `testDomainSnapshotNum`), for its unsupported-flags message.
-fn driver_function(api: &str) -> String {
-    format!("test{}", api.strip_prefix("vir").unwrap_or(api))
 }
 
 /// Prepares a new snapshot of a test domain (`testDomainSnapshotAlignDisks`): a copy of

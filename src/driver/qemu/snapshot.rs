@@ -71,12 +71,6 @@ fn read_snapshots<T>(
     driver.with_state(Scope::Domain(&dom.name), false, |inner, _| read(&inner.domains[inner.position(dom)?]))
 }
 
-/// The driver's function behind a public listing call (`virDomainSnapshotNum` is
-/// `qemuDomainSnapshotNum`).
-fn driver_function(api: &str) -> String {
-    format!("qemu{}", api.strip_prefix("vir").unwrap_or(api))
-}
-
 pub(crate) fn list_all_snapshots(
     driver: &QemuDriver,
     dom: &DomainId,
@@ -84,7 +78,7 @@ pub(crate) fn list_all_snapshots(
     count_only: bool,
     api: &'static str,
 ) -> Result<Listing> {
-    read_snapshots(driver, dom, &driver_function(api), flags, snapshots::LIST_FLAGS, |d| {
+    read_snapshots(driver, dom, &crate::driver::driver_function("qemu", api), flags, snapshots::LIST_FLAGS, |d| {
         d.snapshots.listing(None, flags, count_only)
     })
 }
@@ -97,7 +91,7 @@ pub(crate) fn snapshot_list_all_children(
     count_only: bool,
     api: &'static str,
 ) -> Result<Listing> {
-    read_snapshots(driver, dom, &driver_function(api), flags, snapshots::LIST_FLAGS, |d| {
+    read_snapshots(driver, dom, &crate::driver::driver_function("qemu", api), flags, snapshots::LIST_FLAGS, |d| {
         d.snapshots.listing(Some(name), flags, count_only)
     })
 }
