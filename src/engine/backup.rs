@@ -35,6 +35,9 @@ pub struct Store {
     pub creation: Creation,
     /// The node reads fall through to (a pull backup's scratch reads the disk).
     pub backing_node: Option<String>,
+    /// A disk's new top layer (an external snapshot's overlay), not a copy: its file is
+    /// opened as a disk's own are, with every flush kept.
+    pub overlay: bool,
 }
 
 impl Store {
@@ -92,7 +95,12 @@ impl Session {
         let modes = if store.backing_node.is_some() { &FILE_NODE_MODES[2..] } else { &FILE_NODE_MODES[..] };
         let mut opened = Err(Error::internal(FROM, "no way to open a store"));
         for &mode in modes {
-            opened = self.execute("blockdev-add", Some(file_node_options(store, mode)));
+            let options = if store.overlay {
+                json!({"driver": "file", "node-name": store.file_node, "filename": store.path, "discard": "unmap"})
+            } else {
+                file_node_options(store, mode)
+            };
+            opened = self.execute("blockdev-add", Some(options));
             if opened.is_ok() {
                 break;
             }
@@ -117,6 +125,9 @@ impl Session {
                 self.run_job("blockdev-create", json!({"job-id": job_id, "options": options}), &job_id)?;
             }
             let mut format = json!({"driver": store.format, "node-name": store.format_node, "file": store.file_node});
+            if store.overlay {
+                format["discard"] = json!("unmap");
+            }
             if store.format == "qcow2" {
                 // The header's backing file is for whoever restores; the node reads
                 // through the disk only when it is a pull backup's scratch image.

@@ -79,6 +79,21 @@ fn parse_block_nodes(answer: &Value) -> Vec<BlockNode> {
         .collect()
 }
 
+/// The node `node` reads through to (its `backing` child), if it has one. QEMU tells
+/// the block graph only through a debugging command; its answer is stable since 4.0.
+pub fn backing_child(qmp: &mut Qmp, node: &str) -> Result<Option<String>, QmpError> {
+    Ok(parse_backing_child(&qmp.execute("x-debug-query-block-graph", None)?, node))
+}
+
+fn parse_backing_child(graph: &Value, node: &str) -> Option<String> {
+    let nodes = graph["nodes"].as_array()?;
+    let id_of = |name: &str| nodes.iter().find(|n| n["name"] == name).and_then(|n| n["id"].as_u64());
+    let name_of = |id: u64| nodes.iter().find(|n| n["id"] == id).and_then(|n| n["name"].as_str());
+    let parent = id_of(node)?;
+    let edge = graph["edges"].as_array()?.iter().find(|e| e["parent"] == parent && e["name"] == "backing")?;
+    name_of(edge["child"].as_u64()?).map(str::to_string)
+}
+
 /// A job as `query-jobs` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobState {
@@ -146,6 +161,19 @@ pub enum Action {
         node: String,
         name: String,
     },
+    /// A persistent bitmap of the given granularity, recording from now on: a
+    /// checkpoint's, carried into a new overlay.
+    CarryBitmap {
+        node: String,
+        name: String,
+        granularity: u64,
+    },
+    /// Puts `overlay` (opened without a backing node) on top of `node`: whatever wrote
+    /// to `node` writes to `overlay` from now on, which reads through to `node`.
+    Snapshot {
+        node: String,
+        overlay: String,
+    },
     /// An internal snapshot of `node`'s image named `name`.
     InternalSnapshot {
         node: String,
@@ -181,6 +209,13 @@ impl Action {
                     data["granularity"] = json!(granularity);
                 }
                 json!({"type": "block-dirty-bitmap-add", "data": data})
+            }
+            Action::CarryBitmap { node, name, granularity } => json!({
+                "type": "block-dirty-bitmap-add",
+                "data": {"node": node, "name": name, "persistent": true, "granularity": granularity},
+            }),
+            Action::Snapshot { node, overlay } => {
+                json!({"type": "blockdev-snapshot", "data": {"node": node, "overlay": overlay}})
             }
             Action::RemoveBitmap { node, name } => {
                 json!({"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": name}})
@@ -390,6 +425,29 @@ mod tests {
         .to_qmp();
         assert!(fleece["data"].get("speed").is_none() && fleece["data"].get("x-perf").is_none());
         assert_eq!(fleece["data"]["sync"], "none");
+        let carry = Action::CarryBitmap { node: "o".into(), name: "c1".into(), granularity: 131072 }.to_qmp();
+        assert_eq!(carry["data"], json!({"node": "o", "name": "c1", "persistent": true, "granularity": 131072}));
+        let snapshot = Action::Snapshot { node: "n".into(), overlay: "o".into() }.to_qmp();
+        assert_eq!(snapshot, json!({"type": "blockdev-snapshot", "data": {"node": "n", "overlay": "o"}}));
+    }
+
+    #[test]
+    fn the_backing_child_is_read_from_the_block_graph() {
+        // As QEMU 10 answers after `blockdev-snapshot` put `o` over `n`.
+        let graph = json!({
+            "nodes": [
+                {"name": "o", "type": "block-driver", "id": 5},
+                {"name": "n", "type": "block-driver", "id": 2},
+                {"name": "", "type": "block-backend", "id": 1},
+            ],
+            "edges": [
+                {"name": "root", "parent": 1, "child": 5},
+                {"name": "backing", "parent": 5, "child": 2},
+            ],
+        });
+        assert_eq!(parse_backing_child(&graph, "o").as_deref(), Some("n"));
+        assert_eq!(parse_backing_child(&graph, "n"), None);
+        assert_eq!(parse_backing_child(&graph, "gone"), None);
     }
 
     #[test]

@@ -211,6 +211,12 @@ impl Session {
         Ok(chain)
     }
 
+    /// The node `node` reads through to, if any (an overlay put on a disk has one).
+    pub fn backing_child(&mut self, node: &str) -> Result<Option<String>> {
+        let result = commands::backing_child(&mut self.qmp, node);
+        self.check(result)
+    }
+
     /// Deletes a disk image's internal snapshot.
     pub fn delete_internal_snapshot(&mut self, node: &str, name: &str) -> Result<()> {
         let result = commands::delete_internal_snapshot(&mut self.qmp, node, name);

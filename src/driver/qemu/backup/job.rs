@@ -159,6 +159,7 @@ impl ActiveJob {
             format_node: disk.format_node.clone(),
             creation: Creation::Existing,
             backing_node: None,
+            overlay: false,
         }
     }
 }
@@ -174,6 +175,18 @@ impl QemuDriver {
     /// Refuses what would take the disks from a shut-off domain's running job.
     pub(crate) fn check_no_job_daemon(domain: &QemuDomain, action: &str) -> Result<()> {
         if domain.jobs.active.as_ref().is_some_and(|j| j.engine.daemon.is_some()) {
+            return Err(invalid(format!(
+                "cannot {action} domain '{}' while a backup job runs on its disks",
+                domain.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses what changes a domain's images under a backup job of either kind (a
+    /// snapshot would move the disks the copies read, or rewrite the images).
+    pub(crate) fn check_no_backup_job(domain: &QemuDomain, action: &str) -> Result<()> {
+        if domain.jobs.active.is_some() {
             return Err(invalid(format!(
                 "cannot {action} domain '{}' while a backup job runs on its disks",
                 domain.name()

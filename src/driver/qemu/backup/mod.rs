@@ -379,6 +379,7 @@ impl QemuDriver {
                 format_node: format!("vb{op}-s{index}"),
                 creation,
                 backing_node: (mode == BackupMode::Pull).then(|| node.clone()),
+                overlay: false,
             };
             plan.nodes.extend([store.file_node.clone(), store.format_node.clone()]);
             if matches!(store.creation, Creation::New { .. }) {
