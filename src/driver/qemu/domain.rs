@@ -453,6 +453,25 @@ pub(crate) fn domain_undefine(driver: &QemuDriver, dom: &DomainId, flags: u32) -
     })
 }
 
+impl QemuDriver {
+    /// Writes a running domain's status file, which names its engine to the next
+    /// process (an adopted QEMU has none: its definition names it).
+    pub(crate) fn save_status(&self, name: &str, live: &Live) -> Result<()> {
+        let Engine::Ours { pid, started, qmp, exports } = &live.engine else { return Ok(()) };
+        let status = Status {
+            id: live.id,
+            state: live.state,
+            reason: live.reason,
+            pid: *pid,
+            started: *started,
+            qmp: qmp.clone(),
+            exports: exports.clone(),
+            def: live.def.clone(),
+        };
+        self.layout.save(&self.layout.status(name), &status.document())
+    }
+}
+
 pub(crate) fn domain_create(driver: &QemuDriver, dom: &DomainId, flags: u32) -> Result<i32> {
     let allowed = StartFlags::VIR_DOMAIN_START_PAUSED as u32
         | StartFlags::VIR_DOMAIN_START_BYPASS_CACHE as u32
@@ -500,7 +519,7 @@ pub(crate) fn domain_create(driver: &QemuDriver, dom: &DomainId, flags: u32) -> 
         });
         // The daemon is recorded before it starts; the status file makes it the
         // domain's.
-        let (id, pid, started) = driver.journaled(inner, intent, |_, journal| {
+        let live = driver.journaled(inner, intent, |_, journal| {
             layout.ensure_dir(&run_dir.join("disks"))?;
             let config = daemon::DaemonConfig {
                 qmp: &qmp,
@@ -518,21 +537,18 @@ pub(crate) fn domain_create(driver: &QemuDriver, dom: &DomainId, flags: u32) -> 
             })?;
             intent::kill_point("domain-daemon-started");
             let id = driver.allocate_id()?;
-            let status = Status {
+            let live = Live {
                 id,
                 state,
                 reason,
-                pid,
-                started,
-                qmp: qmp.clone(),
-                exports: exports.clone(),
                 def: def.clone(),
+                engine: Engine::Ours { pid, started, qmp: qmp.clone(), exports: exports.clone() },
             };
-            layout.save(&layout.status(&def.name), &status.document())?;
-            Ok((id, pid, started))
+            driver.save_status(&def.name, &live)?;
+            Ok(live)
         })?;
-        let engine = Engine::Ours { pid, started, qmp, exports };
-        inner.domains[at].live = Some(Live { id, state, reason, def, engine });
+        let id = live.id;
+        inner.domains[at].live = Some(live);
         Ok(id)
     })
 }
