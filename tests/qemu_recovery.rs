@@ -578,3 +578,89 @@ fn external_revert_killed_once_recorded_is_finished() {
 fn external_revert_killed_before_its_point_of_no_return_is_undone() {
     external_revert_killed_at("snapshot-bitmaps-set-aside", false);
 }
+
+/// An external snapshot of a running domain killed at `point`. Before the engine put
+/// the overlay on the disk it is undone: nothing of it is left in the engine or on disk
+/// and the domain runs on its image. After, it is finished, from the record when the
+/// metadata was not written yet: the snapshot is current, both definitions name the
+/// overlay, writes go to it, and the checkpoints stay correct bases.
+fn live_external_snapshot_killed_at(point: &str, finished: bool) {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "on", true);
+    let overlay = vda.with_extension("e1");
+    killed_at(&fixture, "on", "snapshot-external:e1", point);
+    let driver = open(&fixture);
+    driver.domain_lookup_by_name("on").unwrap();
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    assert!(driver.domain_is_active(&dom).unwrap(), "the domain still runs");
+    assert!(walk(fixture.dir.path()).iter().all(|p| !p.to_string_lossy().contains(".vb-")), "no placeholder left");
+    let qmp_socket = fixture.root().join("run/qemu/on/qmp.sock");
+    let (extras, bitmaps) = engine_extras(&qmp_socket);
+    assert_eq!(bitmaps, ["c1", "c2"]);
+    let image = if finished { &overlay } else { &vda };
+    let live = driver.domain_get_xml_desc(&dom, 0).unwrap();
+    assert!(live.contains(&format!("<source file='{}'/>", image.display())), "{live}");
+    assert_eq!(&common::current_image(driver.as_ref(), &dom), image);
+    if !finished {
+        assert!(extras.is_empty(), "left in the engine: {extras:?}");
+        assert!(!overlay.exists(), "the overlay is gone");
+        assert_eq!(driver.list_all_snapshots(&dom, 0, true, "virDomainSnapshotNum").unwrap().len(), 0);
+        driver.domain_destroy(&dom, 0).unwrap();
+        return;
+    }
+    // The overlay's two nodes are the disk's now; nothing else was added.
+    assert_eq!(extras.len(), 2, "{extras:?}");
+    assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "e1");
+    let exports = qmp(&qmp_socket, "query-block-exports", None);
+    let top = exports[0]["node-name"].as_str().unwrap().to_string();
+    assert!(extras.contains(&format!("node {top}")), "the export writes to the overlay: {exports}");
+    // c2 still restores the disk: its bitmap is read along the chain.
+    let full = fixture.image("full-c3.bk");
+    driver.backup_begin(&dom, &push_xml(&full, None), Some(&checkpoint("c3")), 0).unwrap();
+    assert_eq!(wait_job(driver.as_ref(), &dom).job_type, 3);
+    assert_eq!(driver.checkpoint_get_parent(&dom, "c3", 0).unwrap(), "c2");
+    common::write_disk(&common::disk_file(driver.as_ref(), &dom, "vda"), 0x5a, 8 * MIB, MIB);
+    let now = common::read_disk(&fixture, &common::disk_file(driver.as_ref(), &dom, "vda"), "now.qcow2");
+    let inc = fixture.image("inc-c3.bk");
+    driver.backup_begin(&dom, &push_xml(&inc, Some("c3")), None, 0).unwrap();
+    assert_eq!(wait_job(driver.as_ref(), &dom).job_type, 3);
+    assert!(common::restore_and_compare(&fixture, &inc, &full, &now));
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert_eq!(bitmap_names(&overlay), ["c1", "c2", "c3"]);
+    assert!(common::compare(&overlay, &now), "the domain's writes are in the overlay");
+}
+
+#[test]
+fn external_snapshot_of_a_running_domain_killed_before_the_engine_took_it_is_undone() {
+    live_external_snapshot_killed_at("snapshot-overlay-created", false);
+}
+
+#[test]
+fn external_snapshot_of_a_running_domain_killed_once_the_engine_took_it_is_finished() {
+    live_external_snapshot_killed_at("snapshot-overlay-taken", true);
+}
+
+#[test]
+fn external_snapshot_of_a_running_domain_killed_after_its_metadata_is_finished() {
+    live_external_snapshot_killed_at("snapshot-metadata-written", true);
+}
+
+#[test]
+fn external_revert_of_a_running_domain_killed_is_finished_and_leaves_it_shut_off() {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "on", true);
+    let driver = open(&fixture);
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e1</name></domainsnapshot>", 1 << 4).unwrap();
+    common::write_disk(&common::disk_file(driver.as_ref(), &dom, "vda"), 0x4e, 8 * MIB, MIB);
+    drop(driver);
+    killed_at(&fixture, "on", "revert:e1", "snapshot-revert-recorded");
+    assert!(daemons(&fixture).is_empty(), "the engine was stopped for the revert");
+    let driver = open(&fixture);
+    assert!(!driver.domain_is_active(&dom).unwrap());
+    let overlay = common::current_image(driver.as_ref(), &dom);
+    assert_eq!(overlay, vda.with_extension("e1"));
+    assert!(common::compare(&overlay, &vda), "the disk is as it was at e1");
+    assert_eq!(bitmap_names(&overlay), ["c1", "c2"]);
+    driver.domain_create(&dom, 0).unwrap();
+    driver.domain_destroy(&dom, 0).unwrap();
+}

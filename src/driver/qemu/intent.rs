@@ -116,14 +116,31 @@ pub(crate) enum CheckpointStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum SnapshotStep {
     /// Complete once its metadata is written; until then undone: its internal snapshot
-    /// and bitmap go from the images.
-    Create { name: String, images: Vec<PathBuf> },
+    /// and bitmap go from the images. An external snapshot of a running domain is
+    /// complete too once its engine put the overlays on the disks.
+    Create {
+        name: String,
+        images: Vec<PathBuf>,
+        #[serde(default)]
+        live: Option<LiveOverlays>,
+    },
     /// Always finished: each image's internal snapshot and bitmap of each (image,
     /// snapshot), then the metadata.
     Delete { name: String, flags: u32, images: Vec<(PathBuf, String)> },
     /// Undone until every image's bitmaps are set aside (image, file holding them);
     /// finished after.
     Revert { name: String, images: Vec<(PathBuf, PathBuf)>, saved: bool },
+}
+
+/// The overlays an external snapshot of a running domain puts on its disks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LiveOverlays {
+    /// Their format nodes in the domain's engine.
+    pub nodes: Vec<String>,
+    pub paths: Vec<PathBuf>,
+    /// The snapshot's metadata file, for whoever finds the overlays taken before the
+    /// operation could write it.
+    pub document: String,
 }
 
 /// The point of no return of an operation.
@@ -333,7 +350,10 @@ impl QemuDriver {
                 .is_some_and(|job| job.started_ms == *started_ms),
             None => match (&intent.checkpoint, &intent.snapshot) {
                 (Some(CheckpointStep::Create { name }), _) => layout.checkpoint_file(&intent.domain, name).exists(),
-                (_, Some(SnapshotStep::Create { name, .. })) => layout.snapshot_file(&intent.domain, name).exists(),
+                (_, Some(SnapshotStep::Create { name, live, .. })) => {
+                    layout.snapshot_file(&intent.domain, name).exists()
+                        || live.as_ref().is_some_and(|l| snapshot::overlays_taken(&intent, l))
+                }
                 (_, Some(SnapshotStep::Revert { saved, .. })) => *saved,
                 _ => false,
             },
@@ -378,10 +398,10 @@ impl QemuDriver {
             _ => {}
         }
         match &intent.snapshot {
-            Some(SnapshotStep::Create { name, .. }) if done => {
-                snapshot::finish_create(self, inner, &intent.domain, name)?
+            Some(SnapshotStep::Create { name, live, .. }) if done => {
+                snapshot::finish_create(self, inner, &intent, name, live.as_ref())?
             }
-            Some(SnapshotStep::Create { name, images }) => {
+            Some(SnapshotStep::Create { name, images, .. }) => {
                 snapshot::undo_create(self, inner, &mut journal, &intent.domain, name, images)?
             }
             Some(SnapshotStep::Delete { name, flags, images }) => {

@@ -1,6 +1,6 @@
 //! Snapshots on the QEMU driver: internal snapshots of a domain's qcow2 disks, reverted to
-//! with `qemu-img` (see [`crate::engine::image`]), and external ones of a shut-off
-//! domain; their metadata under `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
+//! with `qemu-img` (see [`crate::engine::image`]), and external ones; their metadata under
+//! `DIR/lib/qemu/snapshot/<domain>/` in libvirt's format.
 //!
 //! Checkpoints stay correct across snapshots. Each snapshot has a bitmap in every image
 //! it covers, `virbackup-snapshot/<name>`, enabled from the instant the snapshot is taken:
@@ -20,19 +20,21 @@
 //! have no memory to save), taken in one QMP transaction of its engine; reverting to it
 //! stops the engine, applies the snapshot and starts it again.
 //!
-//! External (disk-only) snapshots of a shut-off domain put each disk on a new qcow2
-//! overlay, carrying the checkpoints' bitmaps into it (incremental backups merge a
-//! checkpoint's bitmaps along the backing chain); reverting to one replaces the overlay
-//! with a new empty one over the same image.
+//! External (disk-only) snapshots put each disk on a new qcow2 overlay, carrying the
+//! checkpoints' bitmaps into it (incremental backups merge a checkpoint's bitmaps along
+//! the backing chain). A shut-off domain's overlays are made with `qemu-img`; a running
+//! domain's engine opens them and puts them on its disks in one transaction, its exports
+//! following. Reverting to one replaces the overlay with a new empty one over the same
+//! image.
 //!
-//! Not yet: external snapshots of running domains, reverts to an external snapshot with
-//! children, deleting an external snapshot but for its metadata, and `NO_METADATA`; each
-//! is refused with a message that says so.
+//! Not yet: reverts to an external snapshot with children, deleting an external
+//! snapshot but for its metadata, and `NO_METADATA`; each is refused with a message that
+//! says so.
 
 use std::path::PathBuf;
 
 use super::domain::engine_disks;
-use super::intent::{Intent, Journal, SnapshotStep, kill_point};
+use super::intent::{Intent, Journal, LiveOverlays, SnapshotStep, kill_point};
 use super::state::{FROM, Inner, QemuDomain, QemuDriver, invalid, unsupported_config};
 use super::store::{self, Layout, Scope, StoredSnapshot};
 use crate::abi::{
@@ -43,8 +45,10 @@ use crate::conf::domain::{DomainDef, FormatOptions};
 use crate::conf::snapshot::{SnapshotDef, SnapshotLocation, SnapshotParse, SnapshotState, check_snapshot_name};
 use crate::driver::snapshots::{self, Prepared};
 use crate::driver::{DomainId, Listing};
-use crate::engine::commands::Action;
+use crate::engine::backup::{Creation, Store};
+use crate::engine::commands::{self, Action};
 use crate::engine::image;
+use crate::engine::qmp::Qmp;
 use crate::error::{Code, Error, Result};
 
 /// The bitmap that records what changes in an image after snapshot `name` (checkpoint
@@ -340,7 +344,7 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
                 "this driver's domains have no memory state to save: a snapshot of a running domain holds its disks",
             ));
         }
-        QemuDriver::check_no_job_daemon(domain, "take a snapshot of")?;
+        QemuDriver::check_no_backup_job(domain, "take a snapshot of")?;
         let domain_def = domain.def().clone();
         def.domain = Some(domain_def.clone());
         def.state = if active { SnapshotState::DiskSnapshot } else { SnapshotState::Shutoff };
@@ -349,13 +353,11 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
         let location = if disk_only { SnapshotLocation::External } else { SnapshotLocation::Internal };
         def.align_disks(None, location, true, snapshots::is_regular_file)?;
         if def.disks.iter().any(|d| d.kind == SnapshotLocation::External) {
-            if active {
-                return Err(not_yet("external snapshots of a running domain"));
+            let name = create_external(driver, inner, at, def, set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT))?;
+            if active && set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) {
+                driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
             }
-            if domain.persistent.is_none() {
-                return Err(invalid("cannot take an external snapshot of a transient domain"));
-            }
-            return create_external(driver, inner, at, def, set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT));
+            return Ok(name);
         }
         if set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT) {
             return Err(invalid("reuse is not supported with internal snapshots"));
@@ -380,7 +382,7 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
         }
         let checkpoint = domain.checkpoints.current().map(str::to_string);
         let mut intent = Intent::new("snapshot creation", domain.name());
-        intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: images.clone() });
+        intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: images.clone(), live: None });
         let prepared = Prepared { def, replaces: false, make_current: true };
         driver.journaled(inner, intent, |inner, journal| {
             if active {
@@ -427,7 +429,7 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
         if doomed.iter().any(SnapshotDef::is_external) {
             return Err(not_yet("deletions of external snapshots but of their metadata (METADATA_ONLY)"));
         }
-        QemuDriver::check_no_job_daemon(domain, "delete a snapshot of")?;
+        QemuDriver::check_no_backup_job(domain, "delete a snapshot of")?;
         if domain.live.is_some() {
             for def in &doomed {
                 check_same_images(def, domain.def())?;
@@ -505,20 +507,101 @@ pub(crate) fn finish_delete(
     Ok(())
 }
 
-/// Completes a snapshot creation whose metadata was written: it is the current snapshot
-/// (the file of the one current before may still say otherwise), and the domain uses
-/// the overlays of an external one.
-pub(crate) fn finish_create(driver: &QemuDriver, inner: &mut Inner, domain: &str, name: &str) -> Result<()> {
-    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == domain) else { return Ok(()) };
+/// Completes a snapshot creation that got past its point of no return: the metadata is
+/// written (from the record, when an external snapshot of a running domain was taken
+/// before its process could), the snapshot is current (the file of the one current
+/// before may still say otherwise), and the domain's definitions, persistent and
+/// running, use the overlays of an external one.
+pub(crate) fn finish_create(
+    driver: &QemuDriver,
+    inner: &mut Inner,
+    intent: &Intent,
+    name: &str,
+    live: Option<&LiveOverlays>,
+) -> Result<()> {
+    let Some(dom) = inner.domains.iter_mut().find(|d| d.name() == intent.domain) else { return Ok(()) };
+    if let Some(live) = live {
+        dismiss_jobs(intent);
+        if !dom.snapshots.contains(name) {
+            let stored = store::parse_snapshot_document(&live.document)
+                .map_err(|e| Error::internal(FROM, format!("the record of snapshot '{name}' cannot be read: {e}")))?;
+            let prepared = Prepared { def: stored.def, replaces: false, make_current: true };
+            driver.commit_snapshot(dom, prepared, stored.checkpoint)?;
+        }
+    }
     let Ok(snap) = dom.snapshots.get(name) else { return Ok(()) };
-    if let (Some(def), Some(persistent)) = (with_overlays(snap)?, &dom.persistent)
-        && def != **persistent
-    {
-        let layout = &driver.layout;
-        layout.save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
-        dom.persistent = Some(std::sync::Arc::new(def));
+    let moves = overlay_moves(snap);
+    let layout = &driver.layout;
+    if let Some(persistent) = &dom.persistent {
+        let def = moved_onto_overlays(persistent, &moves)?;
+        if def != **persistent {
+            layout.save(&layout.definition(&intent.domain), &def.format(FormatOptions { id: None, secure: true }))?;
+            dom.persistent = Some(std::sync::Arc::new(def));
+        }
+    }
+    if let Some(running) = &dom.live {
+        let def = moved_onto_overlays(&running.def, &moves)?;
+        if def != *running.def {
+            let running = dom.live.as_mut().expect("checked");
+            running.def = std::sync::Arc::new(def);
+            driver.save_status(&intent.domain, running)?;
+        }
     }
     driver.set_current_snapshot(dom, Some(name))
+}
+
+/// What an external snapshot moves: each external disk (target) from the image it was
+/// on when the snapshot was taken to its overlay.
+fn overlay_moves(snap: &SnapshotDef) -> Vec<(String, String, String)> {
+    let Some(taken) = snap.domain.as_deref() else { return Vec::new() };
+    snap.disks
+        .iter()
+        .filter(|d| d.kind == SnapshotLocation::External)
+        .filter_map(|d| {
+            let base = taken.disk(&d.name)?.source.clone()?;
+            Some((d.name.clone(), base, d.path.clone()?))
+        })
+        .collect()
+}
+
+/// A definition with each disk that is still on its image before an external snapshot
+/// moved onto the overlay (a disk that is elsewhere already is left alone: the same
+/// moves can be made again).
+fn moved_onto_overlays(def: &DomainDef, moves: &[(String, String, String)]) -> Result<DomainDef> {
+    let mut def = def.clone();
+    for (target, base, overlay) in moves {
+        if def.disk(target).and_then(|d| d.source.as_deref()) == Some(base.as_str()) {
+            def = def.with_disk_image(target, overlay, "qcow2")?;
+        }
+    }
+    Ok(def)
+}
+
+/// Forgets the jobs an operation's record names (a store's formatting that ended while
+/// no one waited for it); the engine may be gone.
+fn dismiss_jobs(intent: &Intent) {
+    let Some(qmp) = &intent.engine else { return };
+    if intent.jobs.is_empty() {
+        return;
+    }
+    if let Ok(mut monitor) = Qmp::connect(qmp, crate::engine::default_timeout()) {
+        for id in &intent.jobs {
+            let _ = commands::dismiss_job(&mut monitor, id);
+        }
+    }
+}
+
+/// Whether a running domain's engine put the overlays of an external snapshot on its
+/// disks (they are taken in one transaction: the first one tells). An engine that is
+/// gone may have written to them: they are kept when they are whole images.
+pub(crate) fn overlays_taken(intent: &Intent, live: &LiveOverlays) -> bool {
+    let Some(qmp) = &intent.engine else { return false };
+    match Qmp::connect(qmp, crate::engine::default_timeout()) {
+        Ok(mut monitor) => {
+            live.nodes.first().is_some_and(|node| matches!(commands::backing_child(&mut monitor, node), Ok(Some(_))))
+        }
+        Err(_) => !live.paths.is_empty() && live.paths.iter().all(|p| image::state(p).is_ok()),
+    }
 }
 
 /// The snapshot's domain definition with its external disks on their overlays (None
@@ -533,10 +616,21 @@ fn with_overlays(snap: &SnapshotDef) -> Result<Option<DomainDef>> {
     Ok(Some(def))
 }
 
-/// An external (disk-only) snapshot of a shut-off domain: each external disk gets a new
-/// qcow2 overlay over its image (or, with `REUSE_EXT`, the one that is there), into which
-/// the checkpoints' bitmaps are carried, empty and recording; the domain then uses the
-/// overlays. The metadata completes it, the definition follows (see `finish_create`).
+/// One disk of an external snapshot: its new overlay and the image it goes on.
+struct Overlay {
+    target: String,
+    path: PathBuf,
+    base: PathBuf,
+    base_format: String,
+}
+
+/// An external (disk-only) snapshot: each external disk gets a new qcow2 overlay over
+/// its image (or, with `REUSE_EXT`, the one that is there), into which the checkpoints'
+/// bitmaps are carried, empty and recording; the domain then uses the overlays. A
+/// shut-off domain's overlays are made with `qemu-img`; a running domain's engine opens
+/// them and puts them on its disks in one transaction, whatever writes to a disk (its
+/// export) writing to the overlay from then on. The metadata completes it, the
+/// definitions follow (see `finish_create`).
 fn create_external(
     driver: &QemuDriver,
     inner: &mut Inner,
@@ -586,7 +680,12 @@ fn create_external(
                 overlay.display()
             )));
         }
-        overlays.push((overlay, base, dom_disk.format.clone().unwrap_or_else(|| "raw".to_string())));
+        overlays.push(Overlay {
+            target: disk.name.clone(),
+            path: overlay,
+            base,
+            base_format: dom_disk.format.clone().unwrap_or_else(|| "raw".to_string()),
+        });
     }
     if domain.snapshots.contains(&def.name) {
         return Err(domain.snapshots.exists_error(&def.name));
@@ -597,41 +696,137 @@ fn create_external(
     let mut intent = Intent::new("snapshot creation", domain.name());
     let op = intent.op.clone();
     if !reuse {
-        for (overlay, _, _) in &overlays {
-            intent.files.push(super::backup::owned_file(overlay, &op)?);
+        for overlay in &overlays {
+            intent.files.push(super::backup::owned_file(&overlay.path, &op)?);
         }
     }
-    intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: Vec::new() });
-    let files = intent.files.clone();
+    intent.snapshot = Some(SnapshotStep::Create { name: name.clone(), images: Vec::new(), live: None });
     let prepared = Prepared { def, replaces: false, make_current: true };
+    if domain.live.is_some() {
+        take_live_overlays(driver, inner, at, intent, prepared, checkpoint, overlays, reuse)?;
+        return Ok(name);
+    }
+    let files = intent.files.clone();
     // Settling the record completes it (the domain moves onto the overlays).
     driver.journaled(inner, intent, |inner, _| {
-        for file in &files {
-            if !super::intent::create_owned(file)
-                .map_err(|e| Error::system(FROM, format!("cannot create '{}'", file.path.display()), &e))?
-            {
-                return Err(unsupported_config(format!(
-                    "external snapshot file '{}' already exists",
-                    file.path.display()
-                )));
-            }
-        }
-        for (overlay, base, base_format) in &overlays {
+        create_overlay_files(&files)?;
+        for overlay in &overlays {
+            let (path, base) = (&overlay.path, &overlay.base);
             if reuse {
-                let present = image::state(overlay)?;
+                let present = image::state(path)?;
                 for bitmap in image::state(base)?.bitmaps.iter().filter(|b| !is_snapshot_bitmap(&b.name)) {
                     if !present.has_bitmap(&bitmap.name) {
-                        image::add_bitmap(overlay, &bitmap.name, true, bitmap.granularity)?;
+                        image::add_bitmap(path, &bitmap.name, true, bitmap.granularity)?;
                     }
                 }
             } else {
-                image::create_overlay(overlay, base, base_format, |b| !is_snapshot_bitmap(b))?;
+                image::create_overlay(path, base, &overlay.base_format, |b| !is_snapshot_bitmap(b))?;
             }
             kill_point("snapshot-overlay-created");
         }
         driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
     })?;
     Ok(name)
+}
+
+/// Creates the (empty) files an external snapshot's overlays are made in.
+fn create_overlay_files(files: &[super::intent::OwnedFile]) -> Result<()> {
+    for file in files {
+        if !super::intent::create_owned(file)
+            .map_err(|e| Error::system(FROM, format!("cannot create '{}'", file.path.display()), &e))?
+        {
+            return Err(unsupported_config(format!("external snapshot file '{}' already exists", file.path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// The external snapshot of a running domain (see `create_external`). The overlays'
+/// nodes and the snapshot's metadata are recorded first: the transaction that puts the
+/// overlays on the disks is the point of no return, which whoever settles the record
+/// recognises by the first overlay's backing node.
+#[allow(clippy::too_many_arguments)]
+fn take_live_overlays(
+    driver: &QemuDriver,
+    inner: &mut Inner,
+    at: usize,
+    mut intent: Intent,
+    prepared: Prepared,
+    checkpoint: Option<String>,
+    overlays: Vec<Overlay>,
+    reuse: bool,
+) -> Result<()> {
+    let op = intent.op.clone();
+    let stores: Vec<Store> = overlays
+        .iter()
+        .enumerate()
+        .map(|(index, overlay)| Store {
+            path: overlay.path.clone(),
+            format: "qcow2".to_string(),
+            file_node: format!("vb{op}-o{index}f"),
+            format_node: format!("vb{op}-o{index}"),
+            creation: if reuse {
+                Creation::Existing
+            } else {
+                // Sized from the engine below.
+                Creation::New { size: 0, backing: Some((overlay.base.clone(), overlay.base_format.clone())) }
+            },
+            backing_node: None,
+            overlay: true,
+        })
+        .collect();
+    for store in &stores {
+        intent.nodes.extend([store.file_node.clone(), store.format_node.clone()]);
+        if !reuse {
+            intent.jobs.push(store.create_job_id());
+        }
+    }
+    let stored = StoredSnapshot { def: prepared.def.clone(), current: true, checkpoint: checkpoint.clone() };
+    if let Some(SnapshotStep::Create { live, .. }) = &mut intent.snapshot {
+        *live = Some(LiveOverlays {
+            nodes: stores.iter().map(|s| s.format_node.clone()).collect(),
+            paths: stores.iter().map(|s| s.path.clone()).collect(),
+            document: store::snapshot_document(&stored),
+        });
+    }
+    let files = intent.files.clone();
+    driver.journaled(inner, intent, |inner, journal| {
+        create_overlay_files(&files)?;
+        let disks = engine_disks(inner.domains[at].def())?;
+        let mut session = driver.session(&inner.domains[at], &disks, journal)?;
+        let sizes = session.virtual_sizes()?;
+        let bitmaps = session.bitmaps()?;
+        let mut actions = Vec::new();
+        for (overlay, mut store) in overlays.iter().zip(stores) {
+            let node = session.node(&overlay.target)?.to_string();
+            if let Creation::New { size, .. } = &mut store.creation {
+                *size = sizes.get(&overlay.target).copied().unwrap_or_default();
+            }
+            session.open_store(&store)?;
+            kill_point("snapshot-overlay-created");
+            // A reused image may hold some of the bitmaps already.
+            let present: Vec<String> = session
+                .block_nodes()?
+                .into_iter()
+                .find(|n| n.name == store.format_node)
+                .map(|n| n.bitmaps.into_iter().map(|b| b.name).collect())
+                .unwrap_or_default();
+            actions.push(Action::Snapshot { node, overlay: store.format_node.clone() });
+            for bitmap in bitmaps.get(&overlay.target).into_iter().flatten() {
+                if bitmap.healthy() && !is_snapshot_bitmap(&bitmap.name) && !present.contains(&bitmap.name) {
+                    actions.push(Action::CarryBitmap {
+                        node: store.format_node.clone(),
+                        name: bitmap.name.clone(),
+                        granularity: bitmap.granularity,
+                    });
+                }
+            }
+        }
+        session.transaction(&actions)?;
+        kill_point("snapshot-overlay-taken");
+        session.finish()?;
+        driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
+    })
 }
 
 /// Undoes a snapshot creation that did not complete: its internal snapshot and bitmap go
@@ -650,6 +845,10 @@ pub(crate) fn undo_create(
 }
 
 /// Where an image's bitmaps wait while a snapshot is applied.
+/// What a revert leaves to do once the root is unlocked: whether the domain is to be
+/// started, and the revert's own error (it was undone).
+type Reverted = (bool, Option<Error>);
+
 fn aside_path(layout: &Layout, domain: &str, op: &str, index: usize) -> PathBuf {
     layout.run_dir(domain).join(format!("bitmaps-{op}-{index}.qcow2"))
 }
@@ -679,7 +878,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
             ));
         }
         if snap.is_external() {
-            return revert_external(driver, inner, at, name).map(|()| (false, None));
+            return revert_external(driver, inner, at, &snap);
         }
         if !matches!(snap.state, SnapshotState::Shutoff | SnapshotState::DiskSnapshot) {
             return Err(not_yet("reverts to snapshots with memory state"));
@@ -688,7 +887,7 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
         if running && domain.persistent.is_none() {
             return Err(not_yet("reverts of a transient domain"));
         }
-        QemuDriver::check_no_job_daemon(domain, "revert")?;
+        QemuDriver::check_no_backup_job(domain, "revert")?;
         check_same_images(&snap, domain.def())?;
         let images = internal_images(&snap, domain.def());
         for path in &images {
@@ -784,24 +983,27 @@ pub(crate) fn finish_revert(
     driver.save_current(dom)
 }
 
-/// Reverts a shut-off domain to an external snapshot, going beyond libvirt 9.0 (which
-/// refuses): the state at the snapshot is its overlays' backing images, untouched since,
-/// so each overlay is replaced by a new empty one over the same image, carrying the
+/// Reverts a domain to an external snapshot, going beyond libvirt 9.0 (which refuses):
+/// the state at the snapshot is its overlays' backing images, untouched since, so each
+/// overlay is replaced by a new empty one over the same image, carrying the
 /// checkpoints' bitmaps of that image. The new overlays are made beside the old ones
-/// first (the point of no return), then renamed over them. Only the newest state can
-/// be dropped this way: the domain must still use the overlays, and the snapshot have
-/// no children. Checkpoints taken after the snapshot lose their bitmaps with the old
-/// overlays: REDEFINE_VALIDATE reports them inconsistent and backups refuse them.
-fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str) -> Result<()> {
+/// first (the point of no return), then renamed over them; a running domain's engine
+/// is stopped for it. Only the newest state can be dropped this way: the domain must
+/// still use the overlays, and the snapshot have no children. Checkpoints taken after
+/// the snapshot lose their bitmaps with the old overlays: REDEFINE_VALIDATE reports
+/// them inconsistent and backups refuse them. Returns, as the internal revert does,
+/// whether the domain is to be started, and the revert's error.
+fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &SnapshotDef) -> Result<Reverted> {
     let domain = &inner.domains[at];
-    if domain.live.is_some() {
-        return Err(not_yet("reverts of a running domain to external snapshots"));
-    }
+    let name = snap.name.as_str();
     if domain.snapshots.child_count(name)? > 0 {
         return Err(not_yet("reverts to an external snapshot that has children"));
     }
-    QemuDriver::check_no_job_daemon(domain, "revert")?;
-    let snap = domain.snapshots.get(name)?.clone();
+    let running = domain.live.is_some();
+    if running && domain.persistent.is_none() {
+        return Err(not_yet("reverts of a transient domain"));
+    }
+    QemuDriver::check_no_backup_job(domain, "revert")?;
     let taken = snap.domain.clone().ok_or_else(|| invalid(format!("snapshot '{name}' lacks its domain")))?;
     let mut work = Vec::new();
     for disk in snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External) {
@@ -834,7 +1036,10 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str
     }
     intent.snapshot = Some(SnapshotStep::Revert { name: name.to_string(), images: pairs.clone(), saved: false });
     let files = intent.files.clone();
-    driver.journaled(inner, intent, |_, journal| {
+    if running {
+        driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
+    }
+    let reverted = driver.journaled(inner, intent, |_, journal| {
         for (file, (_, base, base_format)) in files.iter().zip(&work) {
             if !super::intent::create_owned(file)
                 .map_err(|e| Error::system(FROM, format!("cannot create '{}'", file.path.display()), &e))?
@@ -844,6 +1049,10 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str
             image::create_overlay(&file.path, base, base_format, |b| !is_snapshot_bitmap(b))?;
         }
         past_point_of_no_return(journal)
+    });
+    Ok(match reverted {
+        Ok(()) => (snap.state == SnapshotState::DiskSnapshot, None),
+        Err(e) => (running, Some(e)),
     })
 }
 

@@ -557,7 +557,7 @@ pub fn snapshot_document(stored: &StoredSnapshot) -> String {
     text
 }
 
-fn parse_snapshot_document(text: &str) -> std::result::Result<StoredSnapshot, String> {
+pub fn parse_snapshot_document(text: &str) -> std::result::Result<StoredSnapshot, String> {
     let how = SnapshotParse { keep_cookie: true, ..Default::default() };
     let (def, current) = SnapshotDef::parse_stored(text, how).map_err(|e| e.message)?;
     let root = Element::parse(text).map_err(|e| format!("{e:?}"))?;
