@@ -664,3 +664,39 @@ fn external_revert_of_a_running_domain_killed_is_finished_and_leaves_it_shut_off
     driver.domain_create(&dom, 0).unwrap();
     driver.domain_destroy(&dom, 0).unwrap();
 }
+
+/// The deletion of an external snapshot of a shut-off domain killed at `point` is
+/// finished by the next process: the overlay committed and gone, the domain back on its
+/// image reading as before, the checkpoints' bitmaps in the image.
+fn external_deletion_killed_at(point: &str) {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    let driver = open(&fixture);
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e1</name></domainsnapshot>", 1 << 4).unwrap();
+    let overlay = common::current_image(driver.as_ref(), &dom);
+    write_pattern(&overlay, "qcow2", 0x5b, 8 * MIB, MIB);
+    driver.checkpoint_create_xml(&dom, &checkpoint("c3"), 0).unwrap();
+    drop(driver);
+    let before = fixture.image("before.qcow2");
+    common::run("qemu-img", &["convert", "-O", "qcow2", overlay.to_str().unwrap(), before.to_str().unwrap()]);
+    killed_at(&fixture, "off", "snapshot-delete:e1", point);
+    let (listed, current, _, bitmaps) = snapshot_state(&fixture, "off", &vda);
+    assert!(listed.is_empty() && current.is_none(), "{listed:?} {current:?}");
+    assert_eq!(bitmaps, ["c1", "c2", "c3"]);
+    assert!(!overlay.exists(), "the overlay is gone");
+    let driver = open(&fixture);
+    assert_eq!(common::current_image(driver.as_ref(), &dom), vda, "the domain is back on its image");
+    assert!(common::compare(&vda, &before), "the disk reads as before");
+    drop(driver);
+    assert_recovered(&fixture, "off", &vda, false, &["c1", "c2", "c3"], &[]);
+}
+
+#[test]
+fn external_deletion_killed_after_its_commit_is_finished() {
+    external_deletion_killed_at("snapshot-overlay-committed");
+}
+
+#[test]
+fn external_deletion_killed_before_removing_the_overlay_is_finished() {
+    external_deletion_killed_at("snapshot-overlay-replaced");
+}

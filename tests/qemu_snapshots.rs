@@ -315,9 +315,14 @@ fn checkpoints_across_an_external_snapshot(running: bool) {
         );
     }
 
-    // What is not done yet is refused, and leaves the snapshot as it was.
-    let e = driver.snapshot_delete(&dom, "e1", 0).unwrap_err();
-    assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED, "{}", e.message);
+    if running {
+        // What is not done yet is refused, and leaves the snapshot as it was.
+        let e = driver.snapshot_delete(&dom, "e1", 0).unwrap_err();
+        assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED, "{}", e.message);
+    }
+    // libvirt's refusal of external snapshots with children flags.
+    let e = driver.snapshot_delete(&dom, "e1", 1).unwrap_err();
+    assert_eq!(e.message, "unsupported configuration: deletion of external disk snapshots with children not supported");
     // A file in the way is refused before anything is made.
     std::fs::write(vda.with_extension("e3"), b"not empty").unwrap();
     let e = driver.snapshot_create_xml(&dom, &snapshot_xml("e3"), disk_only).unwrap_err();
@@ -367,4 +372,71 @@ fn checkpoints_stay_correct_across_an_external_snapshot_of_a_shut_off_domain() {
 #[test]
 fn checkpoints_stay_correct_across_an_external_snapshot_of_a_running_domain() {
     checkpoints_across_an_external_snapshot(true);
+}
+
+/// Deleting external snapshots commits their overlays, as libvirt does: e1's overlay,
+/// under e2's, is written into the disk's image and e2's overlay reads through to that
+/// image; then e2's, the domain's own, goes and the domain is back on its image. The
+/// disk reads the same throughout, and the checkpoints' bitmaps, merged down, stay
+/// correct bases.
+#[test]
+fn deleting_external_snapshots_commits_their_overlays() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    let full = |n: &str| fixture.image(&format!("full-{n}.qcow2"));
+    let disk_only = 1 << 4;
+    let (e1, e2) = (vda.with_extension("e1"), vda.with_extension("e2"));
+    let write = |pattern: u8, offset: u64| {
+        write_pattern(&common::current_image(&*driver, &dom), "qcow2", pattern, offset, MIB);
+    };
+    let freeze = |name: &str| {
+        let copy = fixture.image(name);
+        let image = common::current_image(&*driver, &dom);
+        run("qemu-img", &["convert", "-O", "qcow2", image.to_str().unwrap(), copy.to_str().unwrap()]);
+        copy
+    };
+    let check = |step: &str| {
+        let disk = freeze(&format!("disk-{step}.qcow2"));
+        for base in ["c1", "c2"] {
+            let inc = fixture.image(&format!("inc-{base}-{step}.qcow2"));
+            backup(&*driver, &dom, &inc, Some(base), None);
+            assert!(
+                restore_and_compare(&fixture, &inc, &full(base), &disk),
+                "{step}: the incremental from {base} restores the disk"
+            );
+        }
+        disk
+    };
+
+    backup(&*driver, &dom, &full("c1"), None, Some("c1"));
+    write(0x71, 10 * MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e1"), disk_only).unwrap();
+    write(0x72, 20 * MIB);
+    backup(&*driver, &dom, &full("c2"), None, Some("c2"));
+    write(0x73, 30 * MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e2"), disk_only).unwrap();
+    write(0x74, 40 * MIB);
+    assert_eq!(common::current_image(&*driver, &dom), e2);
+    let before = check("before");
+
+    driver.snapshot_delete(&dom, "e1", 0).unwrap();
+    assert!(!e1.exists(), "e1's overlay is gone");
+    assert_eq!(common::current_image(&*driver, &dom), e2, "the domain stays on e2's overlay");
+    let info = run("qemu-img", &["info", "-U", e2.to_str().unwrap()]);
+    assert!(info.contains(&format!("backing file: {}", vda.display())), "{info}");
+    assert_eq!(names(driver.list_all_snapshots(&dom, 0, false, "virDomainListAllSnapshots").unwrap()), ["e2"]);
+    let e2_xml = driver.snapshot_get_xml_desc(&dom, "e2", 0).unwrap();
+    assert!(!e2_xml.contains("<parent>"), "e2 took e1's place in the tree: {e2_xml}");
+    assert!(e2_xml.contains(&format!("<source file='{}'/>", vda.display())), "e2 was taken over the image: {e2_xml}");
+    assert!(compare(&check("after-e1"), &before), "the disk reads the same");
+    assert_eq!(common::bitmap_names(&vda), ["c1", "c2"], "c2's bitmap came down with the commit");
+
+    driver.snapshot_delete(&dom, "e2", 0).unwrap();
+    assert!(!e2.exists(), "e2's overlay is gone");
+    assert_eq!(common::current_image(&*driver, &dom), vda, "the domain is back on its image");
+    assert!(compare(&check("after-e2"), &before), "the disk reads the same");
+    write(0x75, 50 * MIB);
+    check("after-writes");
+    assert_eq!(driver.list_all_snapshots(&dom, 0, true, "virDomainSnapshotNum").unwrap().len(), 0);
 }

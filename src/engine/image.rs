@@ -31,6 +31,8 @@ pub struct ImageState {
     /// The names of its internal snapshots.
     pub snapshots: Vec<String>,
     pub bitmaps: Vec<ImageBitmap>,
+    /// The image it reads through to, as its header names it.
+    pub backing: Option<String>,
 }
 
 impl ImageState {
@@ -99,7 +101,12 @@ fn parse_state(info: &Value) -> ImageState {
                 .collect()
         })
         .unwrap_or_default();
-    ImageState { virtual_size: info["virtual-size"].as_u64().unwrap_or(0), snapshots, bitmaps }
+    let backing = info["full-backing-filename"]
+        .as_str()
+        .or(info["backing-filename"].as_str())
+        .filter(|b| !b.is_empty())
+        .map(str::to_string);
+    ImageState { virtual_size: info["virtual-size"].as_u64().unwrap_or(0), snapshots, bitmaps, backing }
 }
 
 /// The image as `--image-opts` name it: a qcow2 image over a file (commas in the path
@@ -166,6 +173,29 @@ pub fn merge_bitmap(path: &Path, target: &str, source_path: &Path, source: &str)
     bitmap_op(path, &ops, target, &format!("merge bitmap '{source}' into '{target}'"))
 }
 
+/// Writes what an overlay holds into the image below it (which then reads as the
+/// overlay did); the overlay is left as it is.
+pub fn commit(overlay: &Path) -> Result<()> {
+    let args = [OsStr::new("commit"), OsStr::new("-q"), OsStr::new("-d"), OsStr::new("-f"), OsStr::new("qcow2")];
+    let args: Vec<&OsStr> = args.into_iter().chain([overlay.as_os_str()]).collect();
+    run(&args, "commit", overlay).map(drop)
+}
+
+/// Makes a qcow2 image name another as the image it reads through to, without
+/// looking at either's data (the new one reads the same as the old).
+pub fn set_backing(path: &Path, backing: &Path, backing_format: &str) -> Result<()> {
+    with_backing("rebase", &["-u"], path, backing, backing_format, "change the backing file")
+}
+
+/// Runs `qemu-img <command> -q <flags> -f qcow2 -b <backing> -F <format> <path>`.
+fn with_backing(command: &str, flags: &[&str], path: &Path, backing: &Path, format: &str, what: &str) -> Result<()> {
+    let mut args = vec![OsStr::new(command), OsStr::new("-q")];
+    args.extend(flags.iter().map(OsStr::new));
+    args.extend([OsStr::new("-f"), OsStr::new("qcow2"), OsStr::new("-b"), backing.as_os_str()]);
+    args.extend([OsStr::new("-F"), OsStr::new(format), path.as_os_str()]);
+    run(&args, what, path).map(drop)
+}
+
 /// Creates an external snapshot's overlay: a new qcow2 `overlay` reading through
 /// `backing` (of `backing_format`), which holds a new empty bitmap, recording, for each
 /// bitmap of a qcow2 `backing` that `carry` names (so that a checkpoint goes on
@@ -178,21 +208,7 @@ pub fn create_overlay(
 ) -> Result<()> {
     let mut bitmaps = if backing_format == "qcow2" { state(backing)?.bitmaps } else { Vec::new() };
     bitmaps.retain(|b| carry(&b.name));
-    run(
-        &[
-            OsStr::new("create"),
-            OsStr::new("-q"),
-            OsStr::new("-f"),
-            OsStr::new("qcow2"),
-            OsStr::new("-b"),
-            backing.as_os_str(),
-            OsStr::new("-F"),
-            OsStr::new(backing_format),
-            overlay.as_os_str(),
-        ],
-        "create the overlay",
-        overlay,
-    )?;
+    with_backing("create", &[], overlay, backing, backing_format, "create the overlay")?;
     for bitmap in &bitmaps {
         add_bitmap(overlay, &bitmap.name, true, bitmap.granularity)?;
     }
@@ -260,6 +276,7 @@ mod tests {
     fn qemu_img_info_is_read() {
         let info: Value = serde_json::from_str(
             r#"{"virtual-size": 1048576, "snapshots": [{"name": "s1", "id": "1"}],
+                "backing-filename": "b.qcow2", "full-backing-filename": "/d/b.qcow2",
                 "format-specific": {"type": "qcow2", "data": {"bitmaps": [
                     {"flags": ["auto"], "name": "c1", "granularity": 65536},
                     {"flags": [], "name": "c0", "granularity": 131072}]}}}"#,
@@ -268,6 +285,7 @@ mod tests {
         let state = parse_state(&info);
         assert_eq!(state.virtual_size, 1 << 20);
         assert_eq!(state.snapshots, ["s1"]);
+        assert_eq!(state.backing.as_deref(), Some("/d/b.qcow2"));
         assert_eq!(
             state.bitmaps,
             [

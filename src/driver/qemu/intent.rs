@@ -125,11 +125,30 @@ pub(crate) enum SnapshotStep {
         live: Option<LiveOverlays>,
     },
     /// Always finished: each image's internal snapshot and bitmap of each (image,
-    /// snapshot), then the metadata.
-    Delete { name: String, flags: u32, images: Vec<(PathBuf, String)> },
+    /// snapshot), each external overlay committed, then the metadata.
+    Delete {
+        name: String,
+        flags: u32,
+        images: Vec<(PathBuf, String)>,
+        #[serde(default)]
+        external: Vec<OverlayCommit>,
+    },
     /// Undone until every image's bitmaps are set aside (image, file holding them);
     /// finished after.
     Revert { name: String, images: Vec<(PathBuf, PathBuf)>, saved: bool },
+}
+
+/// One disk of an external snapshot being deleted: its overlay is written into the image
+/// below it, which takes its place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct OverlayCommit {
+    pub target: String,
+    pub overlay: PathBuf,
+    pub base: PathBuf,
+    pub base_format: String,
+    /// The image over the overlay (a later external snapshot's), if the domain does not
+    /// write to the overlay itself.
+    pub above: Option<PathBuf>,
 }
 
 /// The overlays an external snapshot of a running domain puts on its disks.
@@ -404,7 +423,8 @@ impl QemuDriver {
             Some(SnapshotStep::Create { name, images, .. }) => {
                 snapshot::undo_create(self, inner, &mut journal, &intent.domain, name, images)?
             }
-            Some(SnapshotStep::Delete { name, flags, images }) => {
+            Some(SnapshotStep::Delete { name, flags, images, external }) => {
+                snapshot::commit_overlays(self, inner, &intent.domain, external)?;
                 snapshot::finish_delete(self, inner, &mut journal, &intent.domain, name, *flags, images)?
             }
             Some(SnapshotStep::Revert { name, images, .. }) if done => {

@@ -25,16 +25,16 @@
 //! the backing chain). A shut-off domain's overlays are made with `qemu-img`; a running
 //! domain's engine opens them and puts them on its disks in one transaction, its exports
 //! following. Reverting to one replaces the overlay with a new empty one over the same
-//! image.
+//! image; deleting one commits its overlays into the images below.
 //!
 //! Not yet: reverts to an external snapshot with children, deleting an external
-//! snapshot but for its metadata, and `NO_METADATA`; each is refused with a message that
-//! says so.
+//! snapshot of a running domain but for its metadata, and `NO_METADATA`; each is refused
+//! with a message that says so.
 
 use std::path::PathBuf;
 
 use super::domain::engine_disks;
-use super::intent::{Intent, Journal, LiveOverlays, SnapshotStep, kill_point};
+use super::intent::{Intent, Journal, LiveOverlays, OverlayCommit, SnapshotStep, kill_point};
 use super::state::{FROM, Inner, QemuDomain, QemuDriver, invalid, unsupported_config};
 use super::store::{self, Layout, Scope, StoredSnapshot};
 use crate::abi::{
@@ -426,10 +426,27 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
         if flags & Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32 != 0 {
             return driver.delete_snapshot_metadata(&mut inner.domains[at], name, flags);
         }
-        if doomed.iter().any(SnapshotDef::is_external) {
-            return Err(not_yet("deletions of external snapshots but of their metadata (METADATA_ONLY)"));
+        let children_flags = Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN as u32
+            | Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY as u32;
+        if flags & children_flags != 0 {
+            let (external, internal): (Vec<&SnapshotDef>, Vec<&SnapshotDef>) =
+                doomed.iter().filter(|d| d.name != name).partition(|d| d.is_external());
+            if !external.is_empty() {
+                return Err(unsupported_config(if internal.is_empty() {
+                    "deletion of external children disk snapshots not supported"
+                } else {
+                    "deletion of external and internal children disk snapshots not supported"
+                }));
+            }
         }
         QemuDriver::check_no_backup_job(domain, "delete a snapshot of")?;
+        let snap = domain.snapshots.get(name)?;
+        if snap.is_external() && flags & Delete::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN as u32 != 0 {
+            return Err(unsupported_config("deletion of external disk snapshots with children not supported"));
+        }
+        if snap.is_external() && flags & children_flags == 0 {
+            return delete_external(driver, inner, at, name, flags);
+        }
         if domain.live.is_some() {
             for def in &doomed {
                 check_same_images(def, domain.def())?;
@@ -440,10 +457,168 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
             .flat_map(|d| internal_images(d, domain.def()).into_iter().map(|p| (p, d.name.clone())))
             .collect();
         let mut intent = Intent::new("snapshot deletion", domain.name());
-        intent.snapshot = Some(SnapshotStep::Delete { name: name.to_string(), flags, images });
+        intent.snapshot = Some(SnapshotStep::Delete { name: name.to_string(), flags, images, external: Vec::new() });
         // Always finished, never undone: settling the record does the work.
         driver.journaled(inner, intent, |_, _| Ok(()))
     })
+}
+
+/// Deletes an external snapshot as libvirt does: each overlay it made is written into the
+/// image below it (a block commit), whose bitmaps take in the overlay's, and that image
+/// takes the overlay's place: in the domain's definition, under a later snapshot's
+/// overlay, and in the other snapshots' definitions. The overlay then goes. Each step
+/// can be run again, so the record is always finished (see `commit_overlays`).
+fn delete_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str, flags: u32) -> Result<()> {
+    let domain = &inner.domains[at];
+    if domain.live.is_some() {
+        return Err(not_yet("deletions of external snapshots of a running domain"));
+    }
+    let snap = domain.snapshots.get(name)?;
+    let taken = snap.domain.clone().ok_or_else(|| invalid(format!("snapshot '{name}' lacks its domain")))?;
+    let mut external = Vec::new();
+    for disk in snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External) {
+        let overlay = PathBuf::from(disk.path.clone().unwrap_or_default());
+        let below = taken.disk(&disk.name).ok_or_else(|| invalid(format!("no disk '{}'", disk.name)))?;
+        let base = PathBuf::from(below.source.clone().unwrap_or_default());
+        let top = domain.def().disk(&disk.name).and_then(|d| d.source.clone()).map(PathBuf::from);
+        let above = find_in_chain(top, &overlay)?;
+        let state = image::state(&overlay)?;
+        if state.backing.as_deref().map(|b| resolve_backing(&overlay, b)) != Some(base.clone()) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_FAILED,
+                "snapshot VM disk source and parent disk source are not the same",
+            ));
+        }
+        if parent_snapshot_for_disk(&domain.snapshots, snap, &disk.name).is_some_and(|p| !p.is_external()) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                "deleting external snapshot that has internal snapshot as parent not supported",
+            ));
+        }
+        if !state.snapshots.is_empty() {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                format!(
+                    "cannot delete external snapshot '{name}': its overlay '{}' holds internal snapshots",
+                    overlay.display()
+                ),
+            ));
+        }
+        external.push(OverlayCommit {
+            target: disk.name.clone(),
+            overlay,
+            base,
+            base_format: below.format.clone().unwrap_or_else(|| "raw".to_string()),
+            above,
+        });
+    }
+    let mut intent = Intent::new("snapshot deletion", domain.name());
+    intent.snapshot = Some(SnapshotStep::Delete { name: name.to_string(), flags, images: Vec::new(), external });
+    // Always finished, never undone: settling the record does the work.
+    driver.journaled(inner, intent, |_, _| Ok(()))
+}
+
+/// Where `overlay` is in the backing chain of a disk whose image is `top`: Ok(None) when
+/// it is the image itself, else the image right over it.
+fn find_in_chain(top: Option<PathBuf>, overlay: &std::path::Path) -> Result<Option<PathBuf>> {
+    let mut above = None;
+    let mut at = top;
+    while let Some(image) = at {
+        if image == overlay {
+            return Ok(above);
+        }
+        at = image::state(&image).ok().and_then(|s| s.backing).map(|b| resolve_backing(&image, &b));
+        above = Some(image);
+    }
+    Err(Error::new(FROM, Code::VIR_ERR_INVALID_ARG, "could not find base disk source in disk source chain"))
+}
+
+/// A backing file name as an image's header gives it, relative to the image's folder.
+fn resolve_backing(image: &std::path::Path, backing: &str) -> PathBuf {
+    image.parent().map_or_else(|| PathBuf::from(backing), |dir| dir.join(backing))
+}
+
+/// The nearest ancestor of a snapshot that covers `disk`.
+fn parent_snapshot_for_disk<'a>(
+    snapshots: &'a snapshots::Snapshots,
+    snap: &SnapshotDef,
+    disk: &str,
+) -> Option<&'a SnapshotDef> {
+    let mut at = snap.parent.as_deref();
+    while let Some(name) = at {
+        let parent = snapshots.get(name).ok()?;
+        if parent.disks.iter().any(|d| d.name == disk && d.kind != SnapshotLocation::No) {
+            return Some(parent);
+        }
+        at = parent.parent.as_deref();
+    }
+    None
+}
+
+/// Does (again) what is left of committing an external snapshot's overlays, disk by
+/// disk: while an overlay is there, it is written into its base, its bitmaps merged
+/// into the base's, the base put in its place (the domain's definition or the image
+/// over it, and the other snapshots' definitions), and then it is removed.
+pub(crate) fn commit_overlays(
+    driver: &QemuDriver,
+    inner: &mut Inner,
+    domain: &str,
+    external: &[OverlayCommit],
+) -> Result<()> {
+    let Some(at) = inner.domains.iter().position(|d| d.name() == domain) else { return Ok(()) };
+    for step in external {
+        let OverlayCommit { target, overlay, base, base_format, above } = step;
+        if !overlay.exists() {
+            continue;
+        }
+        let state = image::state(overlay)?;
+        image::commit(overlay)?;
+        kill_point("snapshot-overlay-committed");
+        if base_format == "qcow2" {
+            let present = image::state(base)?;
+            for bitmap in state.bitmaps.iter().filter(|b| !is_snapshot_bitmap(&b.name)) {
+                if !present.has_bitmap(&bitmap.name) {
+                    image::add_bitmap(base, &bitmap.name, true, bitmap.granularity)?;
+                }
+                image::merge_bitmap(base, &bitmap.name, overlay, &bitmap.name)?;
+            }
+        }
+        let (overlay_text, base_text) = (overlay.to_string_lossy(), base.to_string_lossy());
+        let moves = [(target.clone(), overlay_text.into_owned(), base_text.into_owned())];
+        match above {
+            Some(image) => image::set_backing(image, base, base_format)?,
+            None => {
+                let dom = &mut inner.domains[at];
+                if let Some(persistent) = &dom.persistent {
+                    let def = with_disks_moved(persistent, &moves, base_format)?;
+                    if def != **persistent {
+                        let layout = &driver.layout;
+                        layout
+                            .save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
+                        dom.persistent = Some(std::sync::Arc::new(def));
+                    }
+                }
+            }
+        }
+        let dom = &mut inner.domains[at];
+        let names: Vec<String> = dom.snapshots.all_topological().iter().map(|s| s.name.clone()).collect();
+        for name in names {
+            let snap = dom.snapshots.get_mut(&name)?;
+            let Some(def) = snap.domain.clone() else { continue };
+            let moved = with_disks_moved(&def, &moves, base_format)?;
+            if moved != *def {
+                snap.domain = Some(std::sync::Arc::new(moved));
+                driver.save_snapshot(dom, &name)?;
+            }
+        }
+        kill_point("snapshot-overlay-replaced");
+        std::fs::remove_file(overlay)
+            .map_err(|e| Error::system(FROM, format!("cannot remove '{}'", overlay.display()), &e))?;
+    }
+    Ok(())
 }
 
 /// Removes internal snapshots and their bitmaps, (image, snapshot) by (image, snapshot),
@@ -533,14 +708,14 @@ pub(crate) fn finish_create(
     let moves = overlay_moves(snap);
     let layout = &driver.layout;
     if let Some(persistent) = &dom.persistent {
-        let def = moved_onto_overlays(persistent, &moves)?;
+        let def = with_disks_moved(persistent, &moves, "qcow2")?;
         if def != **persistent {
             layout.save(&layout.definition(&intent.domain), &def.format(FormatOptions { id: None, secure: true }))?;
             dom.persistent = Some(std::sync::Arc::new(def));
         }
     }
     if let Some(running) = &dom.live {
-        let def = moved_onto_overlays(&running.def, &moves)?;
+        let def = with_disks_moved(&running.def, &moves, "qcow2")?;
         if def != *running.def {
             let running = dom.live.as_mut().expect("checked");
             running.def = std::sync::Arc::new(def);
@@ -564,14 +739,14 @@ fn overlay_moves(snap: &SnapshotDef) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A definition with each disk that is still on its image before an external snapshot
-/// moved onto the overlay (a disk that is elsewhere already is left alone: the same
+/// A definition with each disk of `moves` (target, from, to) that is on `from` moved
+/// onto `to`, of `format` (a disk that is elsewhere already is left alone: the same
 /// moves can be made again).
-fn moved_onto_overlays(def: &DomainDef, moves: &[(String, String, String)]) -> Result<DomainDef> {
+fn with_disks_moved(def: &DomainDef, moves: &[(String, String, String)], format: &str) -> Result<DomainDef> {
     let mut def = def.clone();
-    for (target, base, overlay) in moves {
-        if def.disk(target).and_then(|d| d.source.as_deref()) == Some(base.as_str()) {
-            def = def.with_disk_image(target, overlay, "qcow2")?;
+    for (target, from, to) in moves {
+        if def.disk(target).and_then(|d| d.source.as_deref()) == Some(from.as_str()) {
+            def = def.with_disk_image(target, to, format)?;
         }
     }
     Ok(def)
