@@ -700,3 +700,42 @@ fn external_deletion_killed_after_its_commit_is_finished() {
 fn external_deletion_killed_before_removing_the_overlay_is_finished() {
     external_deletion_killed_at("snapshot-overlay-replaced");
 }
+
+/// The deletion of an external snapshot of a running domain killed at `point`, its
+/// overlay under a later snapshot's: the next process finishes it (the overlay committed
+/// in the engine, once, and gone), and the disk reads as before.
+fn live_external_deletion_killed_at(point: &str) {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "on", true);
+    let driver = open(&fixture);
+    let file = common::disk_file(driver.as_ref(), &dom, "vda");
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e1</name></domainsnapshot>", 1 << 4).unwrap();
+    common::write_disk(&file, 0x5c, 8 * MIB, MIB);
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e2</name></domainsnapshot>", 1 << 4).unwrap();
+    common::write_disk(&file, 0x5d, 12 * MIB, MIB);
+    let before = common::read_disk(&fixture, &file, "before.qcow2");
+    drop(driver);
+    killed_at(&fixture, "on", "snapshot-delete:e1", point);
+    let driver = open(&fixture);
+    assert_eq!(names(driver.list_all_snapshots(&dom, 0, false, "virDomainListAllSnapshots").unwrap()), ["e2"]);
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    assert!(!vda.with_extension("e1").exists(), "the overlay is gone");
+    let jobs = qmp(&fixture.root().join("run/qemu/on/qmp.sock"), "query-jobs", None);
+    assert_eq!(jobs, json!([]), "no job is left");
+    assert!(common::compare(&common::read_disk(&fixture, &file, "after.qcow2"), &before), "the disk reads as before");
+    let e2 = vda.with_extension("e2");
+    let info = common::run("qemu-img", &["info", "-U", e2.to_str().unwrap()]);
+    assert!(info.contains(&format!("backing file: {}", vda.display())), "{info}");
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert_eq!(bitmap_names(&vda), ["c1", "c2"]);
+}
+
+#[test]
+fn external_deletion_of_a_running_domain_killed_during_its_commit_is_finished() {
+    live_external_deletion_killed_at("snapshot-commit-started");
+}
+
+#[test]
+fn external_deletion_of_a_running_domain_killed_after_its_commit_is_finished() {
+    live_external_deletion_killed_at("snapshot-overlay-committed");
+}

@@ -374,6 +374,20 @@ fn checkpoints_stay_correct_across_an_external_snapshot_of_a_running_domain() {
     checkpoints_across_an_external_snapshot(true);
 }
 
+/// Takes an incremental backup from c1 and from c2 and checks that each, restored onto
+/// the full backup taken with its checkpoint (`full-<checkpoint>.qcow2`), equals `disk`.
+fn incrementals_restore(fixture: &Fixture, driver: &dyn Driver, dom: &DomainId, disk: &Path, step: &str) {
+    for base in ["c1", "c2"] {
+        let inc = fixture.image(&format!("inc-{base}-{step}.qcow2"));
+        backup(driver, dom, &inc, Some(base), None);
+        let full = fixture.image(&format!("full-{base}.qcow2"));
+        assert!(
+            restore_and_compare(fixture, &inc, &full, disk),
+            "{step}: the incremental from {base} restores the disk"
+        );
+    }
+}
+
 /// Deleting external snapshots commits their overlays, as libvirt does: e1's overlay,
 /// under e2's, is written into the disk's image and e2's overlay reads through to that
 /// image; then e2's, the domain's own, goes and the domain is back on its image. The
@@ -398,14 +412,7 @@ fn deleting_external_snapshots_commits_their_overlays() {
     };
     let check = |step: &str| {
         let disk = freeze(&format!("disk-{step}.qcow2"));
-        for base in ["c1", "c2"] {
-            let inc = fixture.image(&format!("inc-{base}-{step}.qcow2"));
-            backup(&*driver, &dom, &inc, Some(base), None);
-            assert!(
-                restore_and_compare(&fixture, &inc, &full(base), &disk),
-                "{step}: the incremental from {base} restores the disk"
-            );
-        }
+        incrementals_restore(&fixture, &*driver, &dom, &disk, step);
         disk
     };
 
@@ -439,4 +446,85 @@ fn deleting_external_snapshots_commits_their_overlays() {
     write(0x75, 50 * MIB);
     check("after-writes");
     assert_eq!(driver.list_all_snapshots(&dom, 0, true, "virDomainSnapshotNum").unwrap().len(), 0);
+}
+
+/// A running domain's external snapshots are deleted as libvirt does, by block commits
+/// in its engine while the disk is in use. Under a later snapshot's overlay, e1's
+/// overlay is committed whatever the disk's interface; the disk's own top image is
+/// committed when the disk is offered over vhost-user-blk, and refused with a reason
+/// over FUSE (QEMU's active commit cannot share the FUSE export's resize permission).
+#[test]
+fn deleting_external_snapshots_of_a_running_domain_commits_them_in_its_engine() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    let full = |n: &str| fixture.image(&format!("full-{n}.qcow2"));
+    let disk_only = 1 << 4;
+    let (e1, e2) = (vda.with_extension("e1"), vda.with_extension("e2"));
+    driver.domain_create(&dom, 0).unwrap();
+    let file = || disk_file(&*driver, &dom, "vda");
+    let check = |step: &str| {
+        let disk = read_disk(&fixture, &file(), &format!("disk-{step}.qcow2"));
+        incrementals_restore(&fixture, &*driver, &dom, &disk, step);
+        disk
+    };
+    backup(&*driver, &dom, &full("c1"), None, Some("c1"));
+    write_disk(&file(), 0x81, 10 * MIB, MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e1"), disk_only).unwrap();
+    write_disk(&file(), 0x82, 20 * MIB, MIB);
+    backup(&*driver, &dom, &full("c2"), None, Some("c2"));
+    write_disk(&file(), 0x83, 30 * MIB, MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e2"), disk_only).unwrap();
+    write_disk(&file(), 0x84, 40 * MIB, MIB);
+    let before = check("before");
+
+    driver.snapshot_delete(&dom, "e1", 0).unwrap();
+    assert!(!e1.exists(), "e1's overlay is gone");
+    let info = run("qemu-img", &["info", "-U", e2.to_str().unwrap()]);
+    assert!(info.contains(&format!("backing file: {}", vda.display())), "{info}");
+    write_disk(&file(), 0x85, 50 * MIB, MIB);
+    let after = check("after-e1");
+    assert!(!compare(&after, &before), "the disk took the write after the commit");
+    // e2's overlay is the disk's own top image, offered over FUSE.
+    let e = driver.snapshot_delete(&dom, "e2", 0).unwrap_err();
+    assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED);
+    assert!(e.message.contains("FUSE export"), "{}", e.message);
+    assert!(e2.exists() && driver.snapshot_lookup_by_name(&dom, "e2", 0).is_ok(), "nothing was done");
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert_eq!(common::bitmap_names(&vda), ["c1", "c2"], "c2's bitmap came down with the commit");
+    assert!(compare(&e2, &after), "the images hold what the domain wrote");
+}
+
+#[test]
+fn deleting_the_top_external_snapshot_of_a_running_domain_over_vhost_user_blk() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let vda = fixture.create_image("vu.qcow2", "qcow2", "32M");
+    write_pattern(&vda, "qcow2", 0x91, 0, 4 * MIB);
+    let metadata = "<metadata><virbackup:disks xmlns:virbackup='urn:virbackup:domain:1' interface='vhost-user-blk'/>\
+                    </metadata><devices>";
+    let xml = fixture.domain_xml("vu", &[("vda", &vda, "qcow2")]).replace("<devices>", metadata);
+    let dom = driver.domain_define_xml(&xml, 0).unwrap();
+    driver.domain_create(&dom, 0).unwrap();
+    backup(&*driver, &dom, &fixture.image("full-c1.qcow2"), None, Some("c1"));
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e1"), 1 << 4).unwrap();
+    let e1 = vda.with_extension("e1");
+    // What a VM would write through the socket, written while the domain is off.
+    driver.domain_destroy(&dom, 0).unwrap();
+    write_pattern(&e1, "qcow2", 0x92, 8 * MIB, 2 * MIB);
+    let expected = fixture.image("expected.qcow2");
+    run("qemu-img", &["convert", "-O", "qcow2", e1.to_str().unwrap(), expected.to_str().unwrap()]);
+    driver.domain_create(&dom, 0).unwrap();
+    driver.snapshot_delete(&dom, "e1", 0).unwrap();
+    assert!(!e1.exists(), "the overlay is gone");
+    let live = driver.domain_get_xml_desc(&dom, 0).unwrap();
+    assert!(live.contains(&format!("<source file='{}'/>", vda.display())), "back on its image: {live}");
+    assert_eq!(common::current_image(&*driver, &dom), vda);
+    // The engine writes to the image now: a checkpoint and an incremental from c1 work.
+    let inc = fixture.image("inc-c1.qcow2");
+    backup(&*driver, &dom, &inc, Some("c1"), Some("c2"));
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert!(compare(&vda, &expected), "the overlay's data is in the image");
+    assert!(restore_and_compare(&fixture, &inc, &fixture.image("full-c1.qcow2"), &vda));
+    assert_eq!(common::bitmap_names(&vda), ["c1", "c2"]);
 }

@@ -79,19 +79,42 @@ fn parse_block_nodes(answer: &Value) -> Vec<BlockNode> {
         .collect()
 }
 
-/// The node `node` reads through to (its `backing` child), if it has one. QEMU tells
-/// the block graph only through a debugging command; its answer is stable since 4.0.
-pub fn backing_child(qmp: &mut Qmp, node: &str) -> Result<Option<String>, QmpError> {
-    Ok(parse_backing_child(&qmp.execute("x-debug-query-block-graph", None)?, node))
+/// The block graph as QEMU tells it (only through a debugging command; its answer is
+/// stable since 4.0): edges (parent, child, role) between named nodes, a block backend
+/// (an export's, a device's) having no name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockGraph {
+    pub edges: Vec<(String, String, String)>,
 }
 
-fn parse_backing_child(graph: &Value, node: &str) -> Option<String> {
-    let nodes = graph["nodes"].as_array()?;
-    let id_of = |name: &str| nodes.iter().find(|n| n["name"] == name).and_then(|n| n["id"].as_u64());
-    let name_of = |id: u64| nodes.iter().find(|n| n["id"] == id).and_then(|n| n["name"].as_str());
-    let parent = id_of(node)?;
-    let edge = graph["edges"].as_array()?.iter().find(|e| e["parent"] == parent && e["name"] == "backing")?;
-    name_of(edge["child"].as_u64()?).map(str::to_string)
+impl BlockGraph {
+    /// The node `node` reads through to (its `backing` child), if it has one.
+    pub fn backing_child(&self, node: &str) -> Option<&str> {
+        self.edges.iter().find(|(p, _, role)| p == node && role == "backing").map(|(_, c, _)| c.as_str())
+    }
+
+    /// Whether anything uses `node`: a node over it, or a block backend.
+    pub fn is_used(&self, node: &str) -> bool {
+        self.edges.iter().any(|(_, c, _)| c == node)
+    }
+}
+
+pub fn block_graph(qmp: &mut Qmp) -> Result<BlockGraph, QmpError> {
+    Ok(parse_block_graph(&qmp.execute("x-debug-query-block-graph", None)?))
+}
+
+fn parse_block_graph(graph: &Value) -> BlockGraph {
+    let nodes = graph["nodes"].as_array().cloned().unwrap_or_default();
+    let name_of = |id: &Value| {
+        nodes.iter().find(|n| &n["id"] == id).and_then(|n| n["name"].as_str()).unwrap_or_default().to_string()
+    };
+    let edges = graph["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (name_of(&e["parent"]), name_of(&e["child"]), e["name"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    BlockGraph { edges }
 }
 
 /// A job as `query-jobs` reports it.
@@ -445,9 +468,11 @@ mod tests {
                 {"name": "backing", "parent": 5, "child": 2},
             ],
         });
-        assert_eq!(parse_backing_child(&graph, "o").as_deref(), Some("n"));
-        assert_eq!(parse_backing_child(&graph, "n"), None);
-        assert_eq!(parse_backing_child(&graph, "gone"), None);
+        let graph = parse_block_graph(&graph);
+        assert_eq!(graph.backing_child("o"), Some("n"));
+        assert_eq!(graph.backing_child("n"), None);
+        assert_eq!(graph.backing_child("gone"), None);
+        assert!(graph.is_used("o") && graph.is_used("n") && !graph.is_used("gone"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod commands;
+pub mod commit;
 pub mod daemon;
 pub mod image;
 pub mod qmp;
@@ -211,9 +212,9 @@ impl Session {
         Ok(chain)
     }
 
-    /// The node `node` reads through to, if any (an overlay put on a disk has one).
-    pub fn backing_child(&mut self, node: &str) -> Result<Option<String>> {
-        let result = commands::backing_child(&mut self.qmp, node);
+    /// The block graph: which node reads through to which, and what is in use.
+    pub fn block_graph(&mut self) -> Result<commands::BlockGraph> {
+        let result = commands::block_graph(&mut self.qmp);
         self.check(result)
     }
 

@@ -424,7 +424,7 @@ impl QemuDriver {
                 snapshot::undo_create(self, inner, &mut journal, &intent.domain, name, images)?
             }
             Some(SnapshotStep::Delete { name, flags, images, external }) => {
-                snapshot::commit_overlays(self, inner, &intent.domain, external)?;
+                snapshot::commit_overlays(self, inner, &mut journal, &intent.domain, external)?;
                 snapshot::finish_delete(self, inner, &mut journal, &intent.domain, name, *flags, images)?
             }
             Some(SnapshotStep::Revert { name, images, .. }) if done => {

@@ -25,11 +25,11 @@
 //! the backing chain). A shut-off domain's overlays are made with `qemu-img`; a running
 //! domain's engine opens them and puts them on its disks in one transaction, its exports
 //! following. Reverting to one replaces the overlay with a new empty one over the same
-//! image; deleting one commits its overlays into the images below.
+//! image; deleting one commits its overlays into the images below (`qemu-img commit`,
+//! or a `block-commit` job of a running domain's engine).
 //!
-//! Not yet: reverts to an external snapshot with children, deleting an external
-//! snapshot of a running domain but for its metadata, and `NO_METADATA`; each is refused
-//! with a message that says so.
+//! Not yet: reverts to an external snapshot with children, and `NO_METADATA`; each is
+//! refused with a message that says so.
 
 use std::path::PathBuf;
 
@@ -470,9 +470,6 @@ pub(crate) fn snapshot_delete(driver: &QemuDriver, dom: &DomainId, name: &str, f
 /// can be run again, so the record is always finished (see `commit_overlays`).
 fn delete_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str, flags: u32) -> Result<()> {
     let domain = &inner.domains[at];
-    if domain.live.is_some() {
-        return Err(not_yet("deletions of external snapshots of a running domain"));
-    }
     let snap = domain.snapshots.get(name)?;
     let taken = snap.domain.clone().ok_or_else(|| invalid(format!("snapshot '{name}' lacks its domain")))?;
     let mut external = Vec::new();
@@ -507,6 +504,18 @@ fn delete_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str
                 ),
             ));
         }
+        if above.is_none() && fuse_export(domain, &disk.name) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                format!(
+                    "cannot commit the overlay of disk '{}' while the domain runs: its FUSE export holds the \
+                     resize permission that QEMU's commit of a disk's top image takes; shut the domain off \
+                     first, or offer the disk over vhost-user-blk",
+                    disk.name
+                ),
+            ));
+        }
         external.push(OverlayCommit {
             target: disk.name.clone(),
             overlay,
@@ -519,6 +528,13 @@ fn delete_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str
     intent.snapshot = Some(SnapshotStep::Delete { name: name.to_string(), flags, images: Vec::new(), external });
     // Always finished, never undone: settling the record does the work.
     driver.journaled(inner, intent, |_, _| Ok(()))
+}
+
+/// Whether a running domain's disk is offered as a FUSE file.
+fn fuse_export(domain: &QemuDomain, target: &str) -> bool {
+    use crate::engine::daemon::Interface;
+    matches!(&domain.live, Some(super::state::Live { engine: super::state::Engine::Ours { exports, .. }, .. })
+        if exports.iter().any(|e| e.target == target && e.interface == Interface::Fuse))
 }
 
 /// Where `overlay` is in the backing chain of a disk whose image is `top`: Ok(None) when
@@ -560,11 +576,14 @@ fn parent_snapshot_for_disk<'a>(
 
 /// Does (again) what is left of committing an external snapshot's overlays, disk by
 /// disk: while an overlay is there, it is written into its base, its bitmaps merged
-/// into the base's, the base put in its place (the domain's definition or the image
-/// over it, and the other snapshots' definitions), and then it is removed.
+/// into the base's, the base put in its place (the domain's definitions or the image
+/// over it, and the other snapshots' definitions), and then it is removed. A running
+/// domain's engine commits while its disks are in use; a shut-off domain's images are
+/// committed with `qemu-img`.
 pub(crate) fn commit_overlays(
     driver: &QemuDriver,
     inner: &mut Inner,
+    journal: &mut Journal,
     domain: &str,
     external: &[OverlayCommit],
 ) -> Result<()> {
@@ -574,36 +593,43 @@ pub(crate) fn commit_overlays(
         if !overlay.exists() {
             continue;
         }
-        let state = image::state(overlay)?;
-        image::commit(overlay)?;
-        kill_point("snapshot-overlay-committed");
-        if base_format == "qcow2" {
-            let present = image::state(base)?;
-            for bitmap in state.bitmaps.iter().filter(|b| !is_snapshot_bitmap(&b.name)) {
-                if !present.has_bitmap(&bitmap.name) {
-                    image::add_bitmap(base, &bitmap.name, true, bitmap.granularity)?;
+        if inner.domains[at].live.is_some() {
+            commit_live(driver, &inner.domains[at], journal, step)?;
+        } else {
+            let state = image::state(overlay)?;
+            image::commit(overlay)?;
+            kill_point("snapshot-overlay-committed");
+            if base_format == "qcow2" {
+                let present = image::state(base)?;
+                for bitmap in state.bitmaps.iter().filter(|b| !is_snapshot_bitmap(&b.name)) {
+                    if !present.has_bitmap(&bitmap.name) {
+                        image::add_bitmap(base, &bitmap.name, true, bitmap.granularity)?;
+                    }
+                    image::merge_bitmap(base, &bitmap.name, overlay, &bitmap.name)?;
                 }
-                image::merge_bitmap(base, &bitmap.name, overlay, &bitmap.name)?;
+            }
+            if let Some(image) = above {
+                image::set_backing(image, base, base_format)?;
             }
         }
         let (overlay_text, base_text) = (overlay.to_string_lossy(), base.to_string_lossy());
         let moves = [(target.clone(), overlay_text.into_owned(), base_text.into_owned())];
-        match above {
-            Some(image) => image::set_backing(image, base, base_format)?,
-            None => {
-                let dom = &mut inner.domains[at];
-                if let Some(persistent) = &dom.persistent {
-                    let def = with_disks_moved(persistent, &moves, base_format)?;
-                    if def != **persistent {
-                        let layout = &driver.layout;
-                        layout
-                            .save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
-                        dom.persistent = Some(std::sync::Arc::new(def));
-                    }
-                }
+        let dom = &mut inner.domains[at];
+        let layout = &driver.layout;
+        if let Some(persistent) = &dom.persistent {
+            let def = with_disks_moved(persistent, &moves, base_format)?;
+            if def != **persistent {
+                layout.save(&layout.definition(domain), &def.format(FormatOptions { id: None, secure: true }))?;
+                dom.persistent = Some(std::sync::Arc::new(def));
             }
         }
-        let dom = &mut inner.domains[at];
+        if let Some(running) = &mut dom.live {
+            let def = with_disks_moved(&running.def, &moves, base_format)?;
+            if def != *running.def {
+                running.def = std::sync::Arc::new(def);
+                driver.save_status(domain, running)?;
+            }
+        }
         let names: Vec<String> = dom.snapshots.all_topological().iter().map(|s| s.name.clone()).collect();
         for name in names {
             let snap = dom.snapshots.get_mut(&name)?;
@@ -619,6 +645,57 @@ pub(crate) fn commit_overlays(
             .map_err(|e| Error::system(FROM, format!("cannot remove '{}'", overlay.display()), &e))?;
     }
     Ok(())
+}
+
+/// Commits an overlay of a running domain's disk in its engine, unless it is out of the
+/// disk's chain already (nothing uses its node): a commit that ended is never run again,
+/// since the image below has taken writes since. The overlay's bitmaps are merged into
+/// the image below while the job waits (the image is writable then); what is written
+/// after the merge reaches that image's bitmaps through the commit itself.
+fn commit_live(driver: &QemuDriver, domain: &QemuDomain, journal: &mut Journal, step: &OverlayCommit) -> Result<()> {
+    let disks = engine_disks(domain.def())?;
+    let mut session = driver.session(domain, &disks, journal)?;
+    let nodes = session.block_nodes()?;
+    let find = |path: &std::path::Path, format: &str| {
+        nodes.iter().find(|n| n.driver == format && std::path::Path::new(&n.file) == path).cloned()
+    };
+    let graph = session.block_graph()?;
+    let Some(top) = find(&step.overlay, "qcow2").filter(|n| graph.is_used(&n.name)) else {
+        return session.finish();
+    };
+    let base = find(&step.base, &step.base_format).ok_or_else(|| {
+        Error::internal(FROM, format!("the image '{}' below '{}' is not open", step.base.display(), top.file))
+    })?;
+    let device = session.node(&step.target)?.to_string();
+    let job_id = format!("commit-{}-vb{}", step.target, journal.intent.op);
+    journal.record(|i| i.jobs.push(job_id.clone()))?;
+    let end = session.start_commit(&job_id, &device, &top.name, &base.name)?;
+    kill_point("snapshot-commit-started");
+    let mut actions = Vec::new();
+    for bitmap in top.bitmaps.iter().filter(|b| b.persistent && !is_snapshot_bitmap(&b.name)) {
+        if !base.bitmaps.iter().any(|b| b.name == bitmap.name) {
+            actions.push(Action::CarryBitmap {
+                node: base.name.clone(),
+                name: bitmap.name.clone(),
+                granularity: bitmap.granularity,
+            });
+        }
+        actions.push(Action::MergeBitmaps {
+            node: base.name.clone(),
+            target: bitmap.name.clone(),
+            sources: vec![(top.name.clone(), bitmap.name.clone())],
+        });
+    }
+    session.transaction(&actions)?;
+    session.end_commit(&job_id, end)?;
+    kill_point("snapshot-overlay-committed");
+    // The overlay's nodes the engine was given go; its file is removed after.
+    let file_node = nodes.iter().find(|n| n.driver == "file" && std::path::Path::new(&n.file) == step.overlay);
+    session.remove_node(&top.name);
+    if let Some(file_node) = file_node {
+        session.remove_node(&file_node.name);
+    }
+    session.finish()
 }
 
 /// Removes internal snapshots and their bitmaps, (image, snapshot) by (image, snapshot),
@@ -772,9 +849,10 @@ fn dismiss_jobs(intent: &Intent) {
 pub(crate) fn overlays_taken(intent: &Intent, live: &LiveOverlays) -> bool {
     let Some(qmp) = &intent.engine else { return false };
     match Qmp::connect(qmp, crate::engine::default_timeout()) {
-        Ok(mut monitor) => {
-            live.nodes.first().is_some_and(|node| matches!(commands::backing_child(&mut monitor, node), Ok(Some(_))))
-        }
+        Ok(mut monitor) => live
+            .nodes
+            .first()
+            .is_some_and(|node| commands::block_graph(&mut monitor).is_ok_and(|g| g.backing_child(node).is_some())),
         Err(_) => !live.paths.is_empty() && live.paths.iter().all(|p| image::state(p).is_ok()),
     }
 }
