@@ -528,3 +528,32 @@ fn deleting_the_top_external_snapshot_of_a_running_domain_over_vhost_user_blk() 
     assert!(restore_and_compare(&fixture, &inc, &fixture.image("full-c1.qcow2"), &vda));
     assert_eq!(common::bitmap_names(&vda), ["c1", "c2"]);
 }
+
+/// A checkpoint deleted while the domain is on an overlay loses its bitmap there only;
+/// committing the overlay away does not bring the one below back to the top, so a new
+/// checkpoint of the same name can be taken (QEMU refuses a second bitmap of a name).
+#[test]
+fn a_checkpoint_deleted_on_an_overlay_stays_deleted_when_the_overlay_is_committed() {
+    for running in [false, true] {
+        let fixture = Fixture::new();
+        let driver = open(&fixture);
+        let (dom, vda) = define(&fixture, &*driver);
+        let interface = "<metadata><virbackup:disks xmlns:virbackup='urn:virbackup:domain:1' \
+                         interface='vhost-user-blk'/></metadata><devices>";
+        let xml = driver.domain_get_xml_desc(&dom, 2).unwrap().replace("<devices>", interface);
+        driver.domain_define_xml(&xml, 0).unwrap();
+        if running {
+            driver.domain_create(&dom, 0).unwrap();
+        }
+        backup(&*driver, &dom, &fixture.image("full.qcow2"), None, Some("c1"));
+        driver.checkpoint_create_xml(&dom, &checkpoint("c2"), 0).unwrap();
+        driver.snapshot_create_xml(&dom, &snapshot_xml("e1"), 1 << 4).unwrap();
+        driver.checkpoint_delete(&dom, "c1", 0).unwrap();
+        driver.snapshot_delete(&dom, "e1", 0).unwrap();
+        driver.checkpoint_create_xml(&dom, &checkpoint("c1"), 0).unwrap();
+        if running {
+            driver.domain_destroy(&dom, 0).unwrap();
+        }
+        assert_eq!(common::bitmap_names(&vda), ["c1", "c2"], "running: {running}");
+    }
+}

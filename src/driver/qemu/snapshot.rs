@@ -530,6 +530,14 @@ fn delete_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str
     driver.journaled(inner, intent, |_, _| Ok(()))
 }
 
+/// Whether a bitmap of the image below an overlay was removed from the overlay since the
+/// overlay was made: every recording bitmap but a snapshot's was carried into it, so one
+/// missing there is a checkpoint deleted since (its bitmap stayed below), which goes
+/// when the overlay is committed rather than come back to the top.
+fn removed_since(recording: bool, name: &str, in_overlay: &[&str]) -> bool {
+    recording && !is_snapshot_bitmap(name) && !in_overlay.contains(&name)
+}
+
 /// Whether a running domain's disk is offered as a FUSE file.
 fn fuse_export(domain: &QemuDomain, target: &str) -> bool {
     use crate::engine::daemon::Interface;
@@ -606,6 +614,10 @@ pub(crate) fn commit_overlays(
                         image::add_bitmap(base, &bitmap.name, true, bitmap.granularity)?;
                     }
                     image::merge_bitmap(base, &bitmap.name, overlay, &bitmap.name)?;
+                }
+                let in_overlay: Vec<&str> = state.bitmaps.iter().map(|b| b.name.as_str()).collect();
+                for stale in present.bitmaps.iter().filter(|b| removed_since(b.enabled, &b.name, &in_overlay)) {
+                    image::remove_bitmap(base, &stale.name)?;
                 }
             }
             if let Some(image) = above {
@@ -685,6 +697,10 @@ fn commit_live(driver: &QemuDriver, domain: &QemuDomain, journal: &mut Journal, 
             target: bitmap.name.clone(),
             sources: vec![(top.name.clone(), bitmap.name.clone())],
         });
+    }
+    let in_overlay: Vec<&str> = top.bitmaps.iter().map(|b| b.name.as_str()).collect();
+    for stale in base.bitmaps.iter().filter(|b| removed_since(b.recording, &b.name, &in_overlay)) {
+        actions.push(Action::RemoveBitmap { node: base.name.clone(), name: stale.name.clone() });
     }
     session.transaction(&actions)?;
     session.end_commit(&job_id, end)?;
