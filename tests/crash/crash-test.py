@@ -8,7 +8,8 @@ Usage: tests/crash/crash-test.py BUILD_DIR [--trials N] [--seed S] [--ops OP,...
 The world is one root with two domains on 64 MiB qcow2 disks; which one is running
 changes as trials start and destroy them. Each trial picks an operation that fits the
 domains' states (checkpoint create and delete; push backup full and incremental; pull
-backup begin; domain start and destroy; snapshot create, revert and delete), runs it in
+backup begin; domain start and destroy; snapshot create, internal and external, revert
+and delete), runs it in
 a victim process (python3-libvirt
 on the library in BUILD_DIR), kills that process at a random instant 0..--max-delay ms
 after it said it was about to start, and then, in a fresh process, checks:
@@ -16,7 +17,8 @@ after it said it was about to start, and then, in a fresh process, checks:
   load      opening the root prints no warning (every metadata file parses), and
             whatever the dead process left is recovered before the first call returns
   tree      every checkpoint's parent exists, and the metadata files are the checkpoints;
-            the same for snapshots, whose internal snapshots are exactly the image's
+            the same for snapshots, whose internal snapshots are exactly those of the
+            disk's images (its backing chain)
   bitmaps   every checkpoint's bitmaps are there and healthy, or the checkpoint is
             reported inconsistent (REDEFINE_VALIDATE); no image holds a bitmap that no
             checkpoint or snapshot names, and every snapshot has its bitmap; no temporary
@@ -24,8 +26,9 @@ after it said it was about to start, and then, in a fresh process, checks:
   engine    a qemu-storage-daemon runs for each running domain and for nothing else, and
             the only FUSE mounts under the root are running domains' disks; a
             running domain's daemon holds no node, job or export but the domain's own
-  files     no temporary file, intent record, scratch image, pull socket or set-aside
-            bitmaps file of a revert is left, and
+  files     no temporary file, intent record, scratch image, pull socket, set-aside
+            bitmaps file of a revert, overlay or placeholder is left (a domain's images
+            are its chain and those its snapshots name), and
             a push target is there only if its backup completed
   usable    a new checkpoint and a full push backup of each domain succeed
 
@@ -96,6 +99,11 @@ VICTIMS = {
         print("go", flush=True)
         dom.snapshotCreateXML("<domainsnapshot><name>{arg}</name></domainsnapshot>")
     """,
+    "snapshot-external": """
+        print("go", flush=True)
+        dom.snapshotCreateXML("<domainsnapshot><name>{arg}</name></domainsnapshot>",
+                              libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY)
+    """,
     "snapshot-revert": """
         snap = dom.snapshotLookupByName("{arg}")
         print("go", flush=True)
@@ -161,10 +169,30 @@ def monitor(dom, cmd):
     import libvirt_qemu
     return json.loads(libvirt_qemu.qemuMonitorCommand(dom, json.dumps({"execute": cmd}), 0))["return"]
 
-def image_bitmaps(path):
+def image_info(path):
     out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True)
-    info = json.loads(out.stdout)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+def image_bitmaps(path):
+    info = image_info(path)
     return {b["name"]: b.get("flags", []) for b in info.get("format-specific", {}).get("data", {}).get("bitmaps", [])}
+
+def chain(top):
+    # The disk's image and the images below it (external snapshots' overlays), top first.
+    images = [top]
+    while True:
+        backing = image_info(images[-1]).get("full-backing-filename")
+        if not backing or backing in images:
+            return images
+        images.append(os.path.join(os.path.dirname(images[-1]), backing))
+
+def snapshot_sources(dom):
+    # Every image a snapshot names: its overlays, and the disks of its domain.
+    sources = set()
+    for snap in dom.listAllSnapshots():
+        for part in snap.getXMLDesc(0).split("<source file='")[1:]:
+            sources.add(part.split("'")[0])
+    return sources
 
 for dom in doms:
     name = dom.name()
@@ -187,15 +215,25 @@ for dom in doms:
     # bitmaps
     xml = dom.XMLDesc(0)
     disk = xml.split("<source file='")[1].split("'")[0]
+    images = chain(disk)
+    report["domains"][name]["images"] = images
+    # The bitmaps of each image of the chain: a running domain's engine has them all (a
+    # bitmap added there reaches the file when the engine stops).
+    chain_bitmaps = {}
     if active:
         nodes = monitor(dom, "query-named-block-nodes")
-        node = next(n for n in nodes if n.get("node-name") == "vb-disk0")
-        bitmaps = {b["name"]: b for b in node.get("dirty-bitmaps", [])}
+        for image in images:
+            node = next((n for n in nodes if n.get("file") == image and n.get("drv") != "file"), None)
+            if node is None:
+                problem("engine", "%s: no node for %s" % (name, image))
+                node = {}
+            chain_bitmaps[image] = {b["name"]: b for b in node.get("dirty-bitmaps", [])}
+        bitmaps = chain_bitmaps[disk]
         temporary = [b for b in bitmaps if not bitmaps[b].get("persistent")]
         if temporary:
             problem("bitmaps", "%s: temporary bitmaps left: %s" % (name, temporary))
         names = {b for b in bitmaps if bitmaps[b].get("persistent")}
-        extra_nodes = sorted(n["node-name"] for n in nodes if n.get("node-name") not in ("vb-file0", "vb-disk0"))
+        extra_nodes = sorted(n["node-name"] for n in nodes if n.get("file") not in images)
         if extra_nodes:
             problem("engine", "%s: block nodes left: %s" % (name, extra_nodes))
         jobs = monitor(dom, "query-jobs")
@@ -206,11 +244,15 @@ for dom in doms:
         if extra:
             problem("engine", "%s: exports left: %s" % (name, extra))
     else:
-        names = set(image_bitmaps(disk))
-    # snapshots: metadata, the image's internal snapshots, their bitmaps
+        chain_bitmaps = {image: image_bitmaps(image) for image in images}
+        names = set(chain_bitmaps[disk])
+    # snapshots: metadata, the internal snapshots of the chain's images, their bitmaps
     snaps = set()
+    internal_snaps = set()
     for snap in dom.listAllSnapshots():
         snaps.add(snap.getName())
+        if "snapshot='external'" not in snap.getXMLDesc(0):
+            internal_snaps.add(snap.getName())
         try:
             parent = snap.getParent().getName()
         except libvirt.libvirtError as e:
@@ -223,15 +265,22 @@ for dom in doms:
     files = {os.path.basename(p)[:-4] for p in glob.glob(os.path.join(root, "lib/qemu/snapshot", name, "*.xml"))}
     if files != snaps:
         problem("tree", "%s: snapshot metadata files %s, snapshots %s" % (name, sorted(files), sorted(snaps)))
-    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", disk], capture_output=True,
-                                     text=True).stdout)
-    internal = {s["name"] for s in info.get("snapshots", [])}
-    if internal != snaps:
-        problem("tree", "%s: internal snapshots %s, snapshots %s" % (name, sorted(internal), sorted(snaps)))
-    snapshot_bitmaps = {b for b in names if b.startswith("virbackup-snapshot/")}
-    if snapshot_bitmaps != {"virbackup-snapshot/" + s for s in snaps}:
-        problem("bitmaps", "%s: snapshot bitmaps %s, snapshots %s" % (name, sorted(snapshot_bitmaps), sorted(snaps)))
-    names -= snapshot_bitmaps
+    internal = {s["name"] for image in images for s in image_info(image).get("snapshots", [])}
+    if internal != internal_snaps:
+        problem("tree", "%s: internal snapshots %s, snapshots %s" % (name, sorted(internal), sorted(internal_snaps)))
+    snapshot_bitmaps = {b for image in images for b in chain_bitmaps[image] if b.startswith("virbackup-snapshot/")}
+    if snapshot_bitmaps != {"virbackup-snapshot/" + s for s in internal_snaps}:
+        problem("bitmaps", "%s: snapshot bitmaps %s, snapshots %s"
+                % (name, sorted(snapshot_bitmaps), sorted(internal_snaps)))
+    names = {b for b in names if not b.startswith("virbackup-snapshot/")}
+    # files: the domain's images are its chain and what its snapshots name; nothing else
+    # made for it (an overlay of a snapshot cut short, a revert's new overlay) is left
+    known = set(images) | snapshot_sources(dom)
+    for path in glob.glob(os.path.join(os.path.dirname(images[-1]), name + ".*")):
+        if path not in known:
+            problem("files", "%s: left behind: %s" % (name, os.path.basename(path)))
+    for path in glob.glob(os.path.join(os.path.dirname(images[-1]), "." + name + ".*")):
+        problem("files", "%s: placeholder left behind: %s" % (name, os.path.basename(path)))
     if names - set(cps):
         problem("bitmaps", "%s: bitmaps without a checkpoint: %s" % (name, sorted(names - set(cps))))
     for cp_name, cp in cps.items():
@@ -408,7 +457,7 @@ def pick(world, state, rng, ops):
         args["arg3"] = cps[-1] if cps else ""
     elif op == "pull-begin":
         args["arg"] = os.path.join(world.targets, world.name("s") + ".qcow2")
-    elif op == "snapshot-create":
+    elif op in ("snapshot-create", "snapshot-external"):
         args["arg"] = world.name("snap")
     elif op in ("snapshot-revert", "snapshot-delete"):
         args["arg"] = rng.choice(state["domains"][dom]["snapshots"])
