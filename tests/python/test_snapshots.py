@@ -142,3 +142,44 @@ def test_qemu_external_snapshot_and_revert(qemu):
     assert "bitmap='c1' size='0'" in sized, sized
     snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
     conn.close()
+
+
+@pytest.mark.qemu
+def test_qemu_external_snapshots_of_a_running_domain(qemu):
+    """External snapshots of a running domain: its engine puts the overlays under the
+    disk's FUSE file while it runs, an incremental backup from a checkpoint taken before
+    reads the bitmaps along the chain, deleting the older snapshot commits its overlay
+    in the engine, and the newest one (the disk's own top image, offered over FUSE) is
+    refused while the domain runs and committed once it is shut off."""
+    conn = libvirt.open(qemu.uri)
+    dom = qemu.define(conn, "live", running=True)
+    image = qemu.images["live"]
+    full = qemu.path("full.qcow2")
+    dom.backupBegin(vb.push_xml(full), "<domaincheckpoint><name>c1</name></domaincheckpoint>")
+    vb.wait_job(dom)
+    qemu.write(dom, 0x31, 8 * vb.MIB, vb.MIB)
+    flags = libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+    dom.snapshotCreateXML("<domainsnapshot><name>e1</name></domainsnapshot>", flags)
+    qemu.write(dom, 0x32, 16 * vb.MIB, vb.MIB)
+    e2 = dom.snapshotCreateXML("<domainsnapshot><name>e2</name></domainsnapshot>", flags)
+    assert "<state>disk-snapshot</state>" in e2.getXMLDesc()
+    overlay = image.rsplit(".", 1)[0] + ".e2"
+    assert f"<source file='{overlay}'/>" in dom.XMLDesc(0)
+    qemu.write(dom, 0x33, 24 * vb.MIB, vb.MIB)
+    now = qemu.freeze(dom, "now.qcow2")
+    inc = qemu.path("inc.qcow2")
+    dom.backupBegin(vb.push_xml(inc, "c1"), None)
+    vb.wait_job(dom)
+    vb.run("qemu-img", "rebase", "-u", "-f", "qcow2", "-b", full, "-F", "qcow2", inc)
+    vb.run("qemu-img", "compare", inc, now)
+    dom.snapshotLookupByName("e1").delete()
+    assert [s.getName() for s in dom.listAllSnapshots()] == ["e2"]
+    with pytest.raises(libvirt.libvirtError) as e:
+        e2.delete()
+    assert e.value.get_error_code() == libvirt.VIR_ERR_OPERATION_UNSUPPORTED
+    assert "FUSE export" in e.value.get_error_message()
+    dom.destroy()
+    e2.delete()
+    assert f"<source file='{image}'/>" in dom.XMLDesc(0)
+    assert holds(image, 0x33, 24 * vb.MIB, vb.MIB), "the writes are in the image"
+    conn.close()
