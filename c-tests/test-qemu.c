@@ -290,7 +290,7 @@ static void test_snapshots(void)
 {
     virConnectPtr conn = virConnectOpen(uri);
     virDomainPtr dom, raw;
-    virDomainSnapshotPtr s1, s2, live, current, *list = NULL;
+    virDomainSnapshotPtr s1, s2, live, ext, current, *list = NULL;
     char xml[1024], *desc;
     int n;
 
@@ -344,6 +344,30 @@ static void test_snapshots(void)
               virDomainSnapshotNum(dom, 0) == 0,
           "delete s1 and its descendants");
     CHECK(sh("qemu-img info -U %s/c.qcow2 | grep -q 'Snapshot list'", dir) == 0, "no internal snapshot left");
+
+    /* An external snapshot of the running domain: the engine puts an overlay under the
+     * disk; reverting restarts the domain on a new empty overlay; deleting it, shut off,
+     * commits it into the image. */
+    CHECK(virDomainCreate(dom) == 0, "start again");
+    ext = virDomainSnapshotCreateXML(dom, "<domainsnapshot><name>e1</name></domainsnapshot>",
+                                     VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY);
+    CHECK(ext != NULL, "external snapshot of the running domain: %s", ext ? "ok" : virGetLastErrorMessage());
+    desc = virDomainGetXMLDesc(dom, 0);
+    snprintf(xml, sizeof(xml), "<source file='%s/c.e1'/>", dir);
+    CHECK(desc && strstr(desc, xml), "the running domain is on the overlay");
+    free(desc);
+    CHECK(ext && virDomainRevertToSnapshot(ext, 0) == 0 && virDomainIsActive(dom) == 1,
+          "reverting to it restarts the domain: %s", virGetLastErrorMessage());
+    CHECK(virDomainDestroy(dom) == 0, "destroy");
+    CHECK(ext && virDomainSnapshotDelete(ext, 0) == 0, "delete e1: %s", virGetLastErrorMessage());
+    desc = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    snprintf(xml, sizeof(xml), "<source file='%s/c.qcow2'/>", dir);
+    CHECK(desc && strstr(desc, xml), "back on the image once e1 is deleted");
+    free(desc);
+    snprintf(xml, sizeof(xml), "%s/c.e1", dir);
+    CHECK(access(xml, F_OK) != 0, "the overlay is gone");
+    if (ext)
+        virDomainSnapshotFree(ext);
 
     raw = virDomainLookupByName(conn, "ctest");
     CHECK(virDomainSnapshotCreateXML(raw, "<domainsnapshot/>", 0) == NULL, "a raw disk cannot hold an internal snapshot");
