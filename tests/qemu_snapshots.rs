@@ -250,6 +250,36 @@ fn what_is_not_supported_is_refused_and_leaves_nothing() {
     assert_eq!(image_snapshots(&vda), ["taken"]);
 }
 
+/// A domain's disk vda as a test writes and reads it: through its FUSE file while the
+/// domain runs, else in the image it is on now (an overlay, after an external snapshot).
+struct Disk<'a> {
+    fixture: &'a Fixture,
+    driver: &'a dyn Driver,
+    dom: &'a DomainId,
+    running: bool,
+}
+
+impl Disk<'_> {
+    fn write(&self, pattern: u8, offset: u64, len: u64) {
+        if self.running {
+            write_disk(&disk_file(self.driver, self.dom, "vda"), pattern, offset, len);
+        } else {
+            write_pattern(&common::current_image(self.driver, self.dom), "qcow2", pattern, offset, len);
+        }
+    }
+
+    /// A qcow2 copy of the disk as it is now.
+    fn freeze(&self, name: &str) -> PathBuf {
+        if self.running {
+            return read_disk(self.fixture, &disk_file(self.driver, self.dom, "vda"), name);
+        }
+        let copy = self.fixture.image(name);
+        let image = common::current_image(self.driver, self.dom);
+        run("qemu-img", &["convert", "-O", "qcow2", image.to_str().unwrap(), copy.to_str().unwrap()]);
+        copy
+    }
+}
+
 /// An external snapshot in the middle: full backup with c1; writes; external snapshot
 /// e1 (the domain moves onto an overlay holding c1's bitmap, recording); writes; full
 /// backup with c2; writes. Incrementals from c1 (its bitmap read along the backing
@@ -266,23 +296,9 @@ fn checkpoints_across_an_external_snapshot(running: bool) {
     if running {
         driver.domain_create(&dom, 0).unwrap();
     }
-    let write = |pattern: u8, offset: u64, len: u64| {
-        if running {
-            write_disk(&disk_file(&*driver, &dom, "vda"), pattern, offset, len);
-        } else {
-            write_pattern(&common::current_image(&*driver, &dom), "qcow2", pattern, offset, len);
-        }
-    };
-    let freeze = |name: &str| {
-        if running {
-            read_disk(&fixture, &disk_file(&*driver, &dom, "vda"), name)
-        } else {
-            let copy = fixture.image(name);
-            let image = common::current_image(&*driver, &dom);
-            run("qemu-img", &["convert", "-O", "qcow2", image.to_str().unwrap(), copy.to_str().unwrap()]);
-            copy
-        }
-    };
+    let disk = Disk { fixture: &fixture, driver: &*driver, dom: &dom, running };
+    let write = |pattern: u8, offset: u64, len: u64| disk.write(pattern, offset, len);
+    let freeze = |name: &str| disk.freeze(name);
 
     backup(&*driver, &dom, &full("c1"), None, Some("c1"));
     write(0x61, 10 * MIB, 2 * MIB);
@@ -556,4 +572,64 @@ fn a_checkpoint_deleted_on_an_overlay_stays_deleted_when_the_overlay_is_committe
         }
         assert_eq!(common::bitmap_names(&vda), ["c1", "c2"], "running: {running}");
     }
+}
+
+/// Reverting to an external snapshot that has a child keeps the snapshots' overlays and
+/// puts the disk on a new one (`<overlay>.1`): the disk's history branches. c1 stays a
+/// correct base on the new branch; a snapshot taken there is a child of the one
+/// reverted to; reverting to the other branch's snapshot works the same way; and an
+/// image two branches read through is not committed away.
+fn revert_to_an_external_snapshot_with_a_child(running: bool) {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    let disk_only = 1 << 4;
+    if running {
+        driver.domain_create(&dom, 0).unwrap();
+    }
+    let disk = Disk { fixture: &fixture, driver: &*driver, dom: &dom, running };
+    let write = |pattern: u8, offset: u64| disk.write(pattern, offset, MIB);
+    let freeze = |name: &str| disk.freeze(name);
+    backup(&*driver, &dom, &fixture.image("full-c1.qcow2"), None, Some("c1"));
+    write(0xa1, 10 * MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e1"), disk_only).unwrap();
+    let at_e1 = freeze("at-e1.qcow2");
+    write(0xa2, 20 * MIB);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e2"), disk_only).unwrap();
+    let at_e2 = freeze("at-e2.qcow2");
+    write(0xa3, 30 * MIB);
+
+    driver.revert_to_snapshot(&dom, "e1", 0).unwrap();
+    assert_eq!(driver.domain_is_active(&dom).unwrap(), running);
+    let branch = vda.with_extension("e1.1");
+    assert_eq!(common::current_image(&*driver, &dom), branch, "a new overlay of its own");
+    assert!(vda.with_extension("e1").exists() && vda.with_extension("e2").exists(), "the snapshots' overlays stay");
+    assert!(compare(&freeze("after-e1.qcow2"), &at_e1), "the disk is as it was at e1");
+    write(0xa4, 40 * MIB);
+    let now = freeze("now.qcow2");
+    let inc = fixture.image("inc-c1.qcow2");
+    backup(&*driver, &dom, &inc, Some("c1"), None);
+    assert!(restore_and_compare(&fixture, &inc, &fixture.image("full-c1.qcow2"), &now), "c1 restores the disk");
+    driver.snapshot_create_xml(&dom, &snapshot_xml("e3"), disk_only).unwrap();
+    assert_eq!(driver.snapshot_get_parent(&dom, "e3", 0).unwrap(), "e1");
+
+    driver.revert_to_snapshot(&dom, "e2", 0).unwrap();
+    assert_eq!(common::current_image(&*driver, &dom), vda.with_extension("e2.1"));
+    assert!(compare(&freeze("after-e2.qcow2"), &at_e2), "the disk is as it was at e2");
+    let e = driver.snapshot_delete(&dom, "e1", 0).unwrap_err();
+    assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED);
+    assert!(e.message.contains(&format!("is also the backing image of '{}'", branch.display())), "{}", e.message);
+    if running {
+        driver.domain_destroy(&dom, 0).unwrap();
+    }
+}
+
+#[test]
+fn reverting_to_an_external_snapshot_with_a_child_branches_a_shut_off_disk() {
+    revert_to_an_external_snapshot_with_a_child(false);
+}
+
+#[test]
+fn reverting_to_an_external_snapshot_with_a_child_branches_a_running_disk() {
+    revert_to_an_external_snapshot_with_a_child(true);
 }

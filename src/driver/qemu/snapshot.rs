@@ -24,12 +24,12 @@
 //! checkpoints' bitmaps into it (incremental backups merge a checkpoint's bitmaps along
 //! the backing chain). A shut-off domain's overlays are made with `qemu-img`; a running
 //! domain's engine opens them and puts them on its disks in one transaction, its exports
-//! following. Reverting to one replaces the overlay with a new empty one over the same
-//! image; deleting one commits its overlays into the images below (`qemu-img commit`,
-//! or a `block-commit` job of a running domain's engine).
+//! following. Reverting to one puts the disks on new empty overlays over the same
+//! images; deleting one commits its overlays into the images below (`qemu-img commit`,
+//! or a `block-commit` job of a running domain's engine) when nothing else reads
+//! through those images.
 //!
-//! Not yet: reverts to an external snapshot with children, and `NO_METADATA`; each is
-//! refused with a message that says so.
+//! Not yet: `NO_METADATA`, refused with a message that says so.
 
 use std::path::PathBuf;
 
@@ -487,6 +487,20 @@ fn delete_external(driver: &QemuDriver, inner: &mut Inner, at: usize, name: &str
                 "snapshot VM disk source and parent disk source are not the same",
             ));
         }
+        // Committing changes the image below for whatever else reads through it: an
+        // overlay of another branch of the disk's history (made by a revert).
+        if let Some(other) = other_users(domain, &disk.name, &overlay, &base) {
+            return Err(Error::new(
+                FROM,
+                Code::VIR_ERR_OPERATION_UNSUPPORTED,
+                format!(
+                    "cannot delete external snapshot '{name}': the image '{}' below it is also the backing image \
+                     of '{}'",
+                    base.display(),
+                    other.display()
+                ),
+            ));
+        }
         if parent_snapshot_for_disk(&domain.snapshots, snap, &disk.name).is_some_and(|p| !p.is_external()) {
             return Err(Error::new(
                 FROM,
@@ -543,6 +557,30 @@ fn fuse_export(domain: &QemuDomain, target: &str) -> bool {
     use crate::engine::daemon::Interface;
     matches!(&domain.live, Some(super::state::Live { engine: super::state::Engine::Ours { exports, .. }, .. })
         if exports.iter().any(|e| e.target == target && e.interface == Interface::Fuse))
+}
+
+/// An image of a disk, other than `overlay`, that reads through `base`: looked for among
+/// the images the domain and its snapshots name for the disk, and their backing chains.
+fn other_users(domain: &QemuDomain, disk: &str, overlay: &std::path::Path, base: &std::path::Path) -> Option<PathBuf> {
+    let source = |def: &DomainDef| def.disk(disk).and_then(|d| d.source.clone()).map(PathBuf::from);
+    let mut known: Vec<PathBuf> = source(domain.def()).into_iter().collect();
+    for snap in domain.snapshots.all_topological() {
+        known.extend(snap.domain.as_deref().and_then(source));
+        known.extend(snap.disks.iter().filter(|d| d.name == disk).filter_map(|d| d.path.clone()).map(PathBuf::from));
+    }
+    let mut seen = Vec::new();
+    while let Some(image) = known.pop() {
+        if seen.contains(&image) {
+            continue;
+        }
+        let backing = image::state(&image).ok().and_then(|s| s.backing).map(|b| resolve_backing(&image, &b));
+        if backing.as_deref() == Some(base) && image != overlay {
+            return Some(image);
+        }
+        known.extend(backing);
+        seen.push(image);
+    }
+    None
 }
 
 /// Where `overlay` is in the backing chain of a disk whose image is `top`: Ok(None) when
@@ -874,13 +912,15 @@ pub(crate) fn overlays_taken(intent: &Intent, live: &LiveOverlays) -> bool {
 }
 
 /// The snapshot's domain definition with its external disks on their overlays (None
-/// for an internal snapshot).
-fn with_overlays(snap: &SnapshotDef) -> Result<Option<DomainDef>> {
+/// for an internal snapshot): the snapshot's own, or `paths`, one per external disk in
+/// order (a revert's new overlays).
+fn with_overlays(snap: &SnapshotDef, paths: Option<&[&std::path::Path]>) -> Result<Option<DomainDef>> {
     let external: Vec<_> = snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External).collect();
     let Some(mut def) = snap.domain.as_deref().cloned().filter(|_| !external.is_empty()) else { return Ok(None) };
-    for disk in external {
-        let overlay = disk.path.as_deref().unwrap_or_default();
-        def = def.with_disk_image(&disk.name, overlay, disk.format.as_deref().unwrap_or("qcow2"))?;
+    for (index, disk) in external.into_iter().enumerate() {
+        let own = disk.path.as_deref().unwrap_or_default();
+        let overlay = paths.and_then(|p| p.get(index)).map_or(own.into(), |p| p.to_string_lossy());
+        def = def.with_disk_image(&disk.name, &overlay, disk.format.as_deref().unwrap_or("qcow2"))?;
     }
     Ok(Some(def))
 }
@@ -1237,7 +1277,8 @@ pub(crate) fn finish_revert(
     }
     let dom = &mut inner.domains[at];
     let Ok(snap) = dom.snapshots.get(name) else { return Ok(()) };
-    let def = match with_overlays(snap)? {
+    let finals: Vec<&std::path::Path> = images.iter().map(|(path, _)| path.as_path()).collect();
+    let def = match with_overlays(snap, external.then_some(finals.as_slice()))? {
         Some(def) => Some(std::sync::Arc::new(def)),
         None => snap.domain.clone(),
     };
@@ -1254,20 +1295,19 @@ pub(crate) fn finish_revert(
 
 /// Reverts a domain to an external snapshot, going beyond libvirt 9.0 (which refuses):
 /// the state at the snapshot is its overlays' backing images, untouched since, so each
-/// overlay is replaced by a new empty one over the same image, carrying the
-/// checkpoints' bitmaps of that image. The new overlays are made beside the old ones
-/// first (the point of no return), then renamed over them; a running domain's engine
-/// is stopped for it. Only the newest state can be dropped this way: the domain must
-/// still use the overlays, and the snapshot have no children. Checkpoints taken after
-/// the snapshot lose their bitmaps with the old overlays: REDEFINE_VALIDATE reports
-/// them inconsistent and backups refuse them. Returns, as the internal revert does,
-/// whether the domain is to be started, and the revert's error.
+/// disk goes onto a new empty overlay over the same image, carrying the checkpoints'
+/// bitmaps of that image; a running domain's engine is stopped for it. When the domain
+/// is on the snapshot's own overlays and no snapshot was taken over them, the new ones
+/// replace them (made beside them first, the point of no return, then renamed over
+/// them); otherwise the snapshot's overlays are kept for the snapshots over them and the
+/// new ones get names of their own (`<overlay>.<n>`): the disk's history branches, as
+/// the snapshot tree does. Checkpoints taken after the snapshot have no bitmap on the
+/// new overlays: REDEFINE_VALIDATE reports them inconsistent and backups refuse them.
+/// Returns, as the internal revert does, whether the domain is to be started, and the
+/// revert's error.
 fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &SnapshotDef) -> Result<Reverted> {
     let domain = &inner.domains[at];
     let name = snap.name.as_str();
-    if domain.snapshots.child_count(name)? > 0 {
-        return Err(not_yet("reverts to an external snapshot that has children"));
-    }
     let running = domain.live.is_some();
     if running && domain.persistent.is_none() {
         return Err(not_yet("reverts of a transient domain"));
@@ -1278,29 +1318,29 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &Sna
     for disk in snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External) {
         let overlay = PathBuf::from(disk.path.clone().unwrap_or_default());
         let now = domain.def().disk(&disk.name).and_then(|d| d.source.clone()).map(PathBuf::from);
-        if now.as_deref() != Some(overlay.as_path()) {
-            return Err(Error::new(
-                FROM,
-                Code::VIR_ERR_OPERATION_UNSUPPORTED,
-                format!(
-                    "disk image '{}' for external snapshot '{name}' is not the same as disk image currently used by VM",
-                    disk.name
-                ),
-            ));
-        }
         let below = taken.disk(&disk.name).ok_or_else(|| invalid(format!("no disk '{}'", disk.name)))?;
         let base = PathBuf::from(below.source.clone().unwrap_or_default());
-        work.push((overlay, base, below.format.clone().unwrap_or_else(|| "raw".to_string())));
+        work.push((overlay, now, base, below.format.clone().unwrap_or_else(|| "raw".to_string())));
     }
+    // The snapshot's own overlays are replaced when nothing else needs them: the
+    // domain is on them and no later snapshot was taken over them. Otherwise each disk
+    // gets a new overlay of its own beside them, and they stay as they are.
+    let replace = domain.snapshots.child_count(name)? == 0
+        && work.iter().all(|(overlay, now, _, _)| now.as_deref() == Some(overlay.as_path()));
     let mut intent = Intent::new("snapshot revert", domain.name());
     let op = intent.op.clone();
     let mut pairs = Vec::new();
-    for (overlay, _, _) in &work {
-        let fresh = super::backup::owned_file(
-            &overlay.with_file_name(format!("{}.new", overlay.file_name().unwrap_or_default().to_string_lossy())),
-            &op,
-        )?;
-        pairs.push((overlay.clone(), fresh.path.clone()));
+    for (overlay, _, _, _) in &work {
+        let file_name = overlay.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let (path, fresh) = if replace {
+            (overlay.clone(), overlay.with_file_name(format!("{file_name}.new")))
+        } else {
+            let free = (1..).map(|k| overlay.with_file_name(format!("{file_name}.{k}"))).find(|p| !p.exists());
+            let path = free.expect("a free name");
+            (path.clone(), path)
+        };
+        let fresh = super::backup::owned_file(&fresh, &op)?;
+        pairs.push((path, fresh.path.clone()));
         intent.files.push(fresh);
     }
     intent.snapshot = Some(SnapshotStep::Revert { name: name.to_string(), images: pairs.clone(), saved: false });
@@ -1309,7 +1349,7 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &Sna
         driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
     }
     let reverted = driver.journaled(inner, intent, |_, journal| {
-        for (file, (_, base, base_format)) in files.iter().zip(&work) {
+        for (file, (_, _, base, base_format)) in files.iter().zip(&work) {
             if !super::intent::create_owned(file)
                 .map_err(|e| Error::system(FROM, format!("cannot create '{}'", file.path.display()), &e))?
             {
