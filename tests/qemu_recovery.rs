@@ -739,3 +739,43 @@ fn external_deletion_of_a_running_domain_killed_during_its_commit_is_finished() 
 fn external_deletion_of_a_running_domain_killed_after_its_commit_is_finished() {
     live_external_deletion_killed_at("snapshot-overlay-committed");
 }
+
+/// A revert to an external snapshot with a child, killed at `point`: finished, the
+/// domain is on a new overlay of its own with the disk as at the snapshot; undone, it is
+/// on the child's overlay as before and no new overlay is left.
+fn branching_revert_killed_at(point: &str, finished: bool) {
+    let fixture = Fixture::new();
+    let (dom, vda) = prepare(&fixture, "off", false);
+    let driver = open(&fixture);
+    let disk_only = 1 << 4;
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e1</name></domainsnapshot>", disk_only).unwrap();
+    write_pattern(&common::current_image(driver.as_ref(), &dom), "qcow2", 0x6e, 8 * MIB, MIB);
+    driver.snapshot_create_xml(&dom, "<domainsnapshot><name>e2</name></domainsnapshot>", disk_only).unwrap();
+    drop(driver);
+    killed_at(&fixture, "off", "revert:e1", point);
+    let driver = open(&fixture);
+    driver.domain_lookup_by_name("off").unwrap();
+    assert!(!fixture.root().join("run/qemu/.intent").exists(), "the operation's record is settled");
+    let branch = vda.with_extension("e1.1");
+    let now = common::current_image(driver.as_ref(), &dom);
+    if finished {
+        assert_eq!(now, branch);
+        assert!(common::compare(&branch, &vda), "the disk is as it was at e1");
+        assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "e1");
+    } else {
+        assert_eq!(now, vda.with_extension("e2"));
+        assert!(!branch.exists(), "no new overlay is left");
+    }
+    assert!(walk(fixture.dir.path()).iter().all(|p| !p.to_string_lossy().contains(".vb-")), "no placeholder left");
+    assert_eq!(bitmap_names(&now), ["c1", "c2"]);
+}
+
+#[test]
+fn branching_revert_killed_once_recorded_is_finished() {
+    branching_revert_killed_at("snapshot-revert-recorded", true);
+}
+
+#[test]
+fn branching_revert_killed_before_its_point_of_no_return_is_undone() {
+    branching_revert_killed_at("snapshot-bitmaps-set-aside", false);
+}
