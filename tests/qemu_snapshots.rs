@@ -210,8 +210,6 @@ fn what_is_not_supported_is_refused_and_leaves_nothing() {
         .unwrap();
     let e = driver.snapshot_create_xml(&two, &snapshot_xml("s"), 0).unwrap_err();
     assert_eq!(e.message, "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw");
-    let e = driver.snapshot_create_xml(&dom, &snapshot_xml("s"), 1 << 2).unwrap_err();
-    assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED);
     let e = driver.snapshot_create_xml(&dom, &snapshot_xml("a/b"), 0).unwrap_err();
     assert_eq!(e.message, "invalid snapshot name 'a/b': name can't contain '/'");
     let e = driver.snapshot_create_xml(&dom, &snapshot_xml(".x"), 0).unwrap_err();
@@ -632,4 +630,28 @@ fn reverting_to_an_external_snapshot_with_a_child_branches_a_shut_off_disk() {
 #[test]
 fn reverting_to_an_external_snapshot_with_a_child_branches_a_running_disk() {
     revert_to_an_external_snapshot_with_a_child(true);
+}
+
+/// `NO_METADATA` changes the images as the snapshot would and keeps nothing of it: an
+/// internal snapshot stays in the image (with its bitmap, for a later REDEFINE), an
+/// external one leaves the domain on its overlay; the snapshot current before stays.
+#[test]
+fn snapshots_without_metadata_change_the_images_only() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    let no_metadata = 1 << 2;
+    driver.snapshot_create_xml(&dom, &snapshot_xml("s0"), 0).unwrap();
+    assert_eq!(driver.snapshot_create_xml(&dom, &snapshot_xml("hidden"), no_metadata).unwrap(), "hidden");
+    assert_eq!(image_snapshots(&vda), ["s0", "hidden"]);
+    assert_eq!(common::bitmap_names(&vda), ["virbackup-snapshot/hidden", "virbackup-snapshot/s0"]);
+    assert_eq!(names(driver.list_all_snapshots(&dom, 0, false, "virDomainListAllSnapshots").unwrap()), ["s0"]);
+    assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "s0");
+    driver.domain_create(&dom, 0).unwrap();
+    driver.snapshot_create_xml(&dom, &snapshot_xml("outside"), no_metadata | (1 << 4)).unwrap();
+    assert_eq!(common::current_image(&*driver, &dom), vda.with_extension("outside"));
+    assert!(fixture.root().join("lib/qemu/snapshot/vm/s0.xml").exists());
+    assert!(!fixture.root().join("lib/qemu/snapshot/vm/outside.xml").exists());
+    assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "s0");
+    driver.domain_destroy(&dom, 0).unwrap();
 }

@@ -28,8 +28,7 @@
 //! images; deleting one commits its overlays into the images below (`qemu-img commit`,
 //! or a `block-commit` job of a running domain's engine) when nothing else reads
 //! through those images.
-//!
-//! Not yet: `NO_METADATA`, refused with a message that says so.
+//! `NO_METADATA` takes the snapshot and forgets its metadata at once.
 
 use std::path::PathBuf;
 
@@ -183,6 +182,13 @@ impl QemuDriver {
         }
     }
 
+    /// Forgets a snapshot just taken with `NO_METADATA`: what it made in the images
+    /// stays (an internal snapshot keeps its bitmap, for a later REDEFINE and revert to
+    /// find), its metadata goes, and the snapshot current before is current again.
+    fn forget_snapshot(&self, domain: &mut QemuDomain, name: &str) -> Result<()> {
+        self.delete_snapshot_metadata(domain, name, Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32)
+    }
+
     /// Removes snapshot metadata per the delete flags: reparented children are rewritten
     /// first, then the current snapshot, then the files of the deleted ones.
     fn delete_snapshot_metadata(&self, domain: &mut QemuDomain, name: &str, flags: u32) -> Result<()> {
@@ -294,9 +300,7 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
     ];
     Error::check_flags(FROM, "qemuDomainSnapshotCreateXML", flags, all.iter().fold(0, |a, f| a | *f as u32))?;
     let set = |f: Create| flags & f as u32 != 0;
-    if set(VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA) {
-        return Err(not_yet("snapshots without metadata"));
-    }
+    let no_metadata = set(VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA);
     let redefine = set(VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE);
     driver.with_state(Scope::Domain(&dom.name), true, |inner, _| {
         let at = inner.position(dom)?;
@@ -354,6 +358,9 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
         def.align_disks(None, location, true, snapshots::is_regular_file)?;
         if def.disks.iter().any(|d| d.kind == SnapshotLocation::External) {
             let name = create_external(driver, inner, at, def, set(VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT))?;
+            if no_metadata {
+                driver.forget_snapshot(&mut inner.domains[at], &name)?;
+            }
             if active && set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) {
                 driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
             }
@@ -407,6 +414,9 @@ pub(crate) fn snapshot_create_xml(driver: &QemuDriver, dom: &DomainId, xml: &str
             }
             driver.commit_snapshot(&mut inner.domains[at], prepared, checkpoint)
         })?;
+        if no_metadata {
+            driver.forget_snapshot(&mut inner.domains[at], &name)?;
+        }
         if active && set(VIR_DOMAIN_SNAPSHOT_CREATE_HALT) {
             driver.stop_engine(inner, at, virDomainShutoffReason::VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT)?;
         }
