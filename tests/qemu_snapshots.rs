@@ -655,3 +655,34 @@ fn snapshots_without_metadata_change_the_images_only() {
     assert_eq!(driver.snapshot_current(&dom, 0).unwrap(), "s0");
     driver.domain_destroy(&dom, 0).unwrap();
 }
+
+/// `REUSE_EXT` on a running domain: the engine opens the overlay made beforehand and
+/// carries c1's bitmap into it; writes go to it and c1 still restores the disk.
+#[test]
+fn a_running_domain_moves_onto_an_overlay_made_beforehand() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    driver.domain_create(&dom, 0).unwrap();
+    backup(&*driver, &dom, &fixture.image("full-c1.qcow2"), None, Some("c1"));
+    let file = disk_file(&*driver, &dom, "vda");
+    write_disk(&file, 0xb1, 10 * MIB, MIB);
+    let mine = fixture.image("mine.qcow2");
+    let (vda_text, mine_text) = (vda.to_str().unwrap(), mine.to_str().unwrap());
+    run("qemu-img", &["create", "-q", "-f", "qcow2", "-u", "-b", vda_text, "-F", "qcow2", mine_text, "64M"]);
+    let xml = format!(
+        "<domainsnapshot><name>r1</name><disks><disk name='vda' snapshot='external'><source file='{}'/></disk>\
+         </disks></domainsnapshot>",
+        mine.display()
+    );
+    driver.snapshot_create_xml(&dom, &xml, (1 << 4) | (1 << 5)).unwrap();
+    assert_eq!(common::current_image(&*driver, &dom), mine);
+    write_disk(&file, 0xb2, 20 * MIB, MIB);
+    let now = read_disk(&fixture, &file, "now.qcow2");
+    let inc = fixture.image("inc-c1.qcow2");
+    backup(&*driver, &dom, &inc, Some("c1"), None);
+    assert!(restore_and_compare(&fixture, &inc, &fixture.image("full-c1.qcow2"), &now));
+    driver.domain_destroy(&dom, 0).unwrap();
+    assert_eq!(common::bitmap_names(&mine), ["c1"]);
+    assert!(compare(&mine, &now), "the writes went to the reused overlay");
+}
