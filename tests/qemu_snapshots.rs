@@ -544,8 +544,9 @@ fn deleting_the_top_external_snapshot_of_a_running_domain_over_vhost_user_blk() 
 }
 
 /// A checkpoint deleted while the domain is on an overlay loses its bitmap there only;
-/// committing the overlay away does not bring the one below back to the top, so a new
-/// checkpoint of the same name can be taken (QEMU refuses a second bitmap of a name).
+/// neither a revert (a new overlay) nor committing the overlay away brings the one below
+/// back to the top, so a new checkpoint of the same name can be taken (QEMU refuses a
+/// second bitmap of a name).
 #[test]
 fn a_checkpoint_deleted_on_an_overlay_stays_deleted_when_the_overlay_is_committed() {
     for running in [false, true] {
@@ -563,6 +564,11 @@ fn a_checkpoint_deleted_on_an_overlay_stays_deleted_when_the_overlay_is_committe
         driver.checkpoint_create_xml(&dom, &checkpoint("c2"), 0).unwrap();
         driver.snapshot_create_xml(&dom, &snapshot_xml("e1"), 1 << 4).unwrap();
         driver.checkpoint_delete(&dom, "c1", 0).unwrap();
+        // A revert to e1 does not bring c1's bitmap back from the image below either.
+        driver.revert_to_snapshot(&dom, "e1", 0).unwrap();
+        if !running {
+            assert_eq!(common::bitmap_names(&vda.with_extension("e1")), ["c2"]);
+        }
         driver.snapshot_delete(&dom, "e1", 0).unwrap();
         driver.checkpoint_create_xml(&dom, &checkpoint("c1"), 0).unwrap();
         if running {
@@ -617,6 +623,22 @@ fn revert_to_an_external_snapshot_with_a_child(running: bool) {
     let e = driver.snapshot_delete(&dom, "e1", 0).unwrap_err();
     assert_eq!(e.code, Code::VIR_ERR_OPERATION_UNSUPPORTED);
     assert!(e.message.contains(&format!("is also the backing image of '{}'", branch.display())), "{}", e.message);
+    // Back to e1: the overlay the domain leaves, which only held the state since the
+    // last revert, is removed; e1.1 stays under e3.
+    driver.revert_to_snapshot(&dom, "e1", 0).unwrap();
+    assert_eq!(common::current_image(&*driver, &dom), vda.with_extension("e1.2"));
+    assert!(!vda.with_extension("e2.1").exists(), "the overlay no one uses any more is removed");
+    assert!(branch.exists(), "e3 was taken over e1.1: it stays");
+    let e1 = std::fs::read_to_string(fixture.root().join("lib/qemu/snapshot/vm/e1.xml")).unwrap();
+    assert!(
+        e1.contains(&format!(
+            "<virbackup:revert xmlns:virbackup='urn:virbackup:domain:1' file='{}'/>",
+            branch.display()
+        )),
+        "{e1}"
+    );
+    let e2 = std::fs::read_to_string(fixture.root().join("lib/qemu/snapshot/vm/e2.xml")).unwrap();
+    assert!(!e2.contains("virbackup:revert"), "{e2}");
     if running {
         driver.domain_destroy(&dom, 0).unwrap();
     }

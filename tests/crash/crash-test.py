@@ -17,8 +17,9 @@ after it said it was about to start, and then, in a fresh process, checks:
   load      opening the root prints no warning (every metadata file parses), and
             whatever the dead process left is recovered before the first call returns
   tree      every checkpoint's parent exists, and the metadata files are the checkpoints;
-            the same for snapshots, whose internal snapshots are exactly those of the
-            disk's images (its backing chain)
+            the same for snapshots: the internal snapshots of the disk's images (its
+            backing chain) all have metadata, and every internal snapshot is in an
+            image the domain or a snapshot names
   bitmaps   every checkpoint's bitmaps are there and healthy, or the checkpoint is
             reported inconsistent (REDEFINE_VALIDATE); no image holds a bitmap that no
             checkpoint or snapshot names, and every snapshot has its bitmap; no temporary
@@ -265,13 +266,29 @@ for dom in doms:
     files = {os.path.basename(p)[:-4] for p in glob.glob(os.path.join(root, "lib/qemu/snapshot", name, "*.xml"))}
     if files != snaps:
         problem("tree", "%s: snapshot metadata files %s, snapshots %s" % (name, sorted(files), sorted(snaps)))
+    # Internal snapshots: those in the disk's chain all have metadata, and every one is
+    # in an image the domain or a snapshot names (a revert to an external snapshot may
+    # have moved the disk to another branch), with its bitmap.
     internal = {s["name"] for image in images for s in image_info(image).get("snapshots", [])}
-    if internal != internal_snaps:
-        problem("tree", "%s: internal snapshots %s, snapshots %s" % (name, sorted(internal), sorted(internal_snaps)))
-    snapshot_bitmaps = {b for image in images for b in chain_bitmaps[image] if b.startswith("virbackup-snapshot/")}
-    if snapshot_bitmaps != {"virbackup-snapshot/" + s for s in internal_snaps}:
-        problem("bitmaps", "%s: snapshot bitmaps %s, snapshots %s"
-                % (name, sorted(snapshot_bitmaps), sorted(internal_snaps)))
+    if internal - internal_snaps:
+        problem("tree", "%s: internal snapshots without metadata: %s" % (name, sorted(internal - internal_snaps)))
+    known_images = set(images)
+    for source in snapshot_sources(dom):
+        known_images.update(chain(source))
+    found, found_bitmaps = set(), set()
+    for image in known_images:
+        found.update(s["name"] for s in image_info(image).get("snapshots", []))
+        bitmaps_here = chain_bitmaps[image] if image in chain_bitmaps else image_bitmaps(image)
+        found_bitmaps.update(b for b in bitmaps_here if b.startswith("virbackup-snapshot/"))
+    if internal_snaps - found:
+        problem("tree", "%s: snapshots in no image: %s" % (name, sorted(internal_snaps - found)))
+    missing = {"virbackup-snapshot/" + s for s in internal_snaps} - found_bitmaps
+    if missing:
+        problem("bitmaps", "%s: snapshot bitmaps missing: %s" % (name, sorted(missing)))
+    in_chain = {b for image in images for b in chain_bitmaps[image] if b.startswith("virbackup-snapshot/")}
+    if in_chain - {"virbackup-snapshot/" + s for s in internal_snaps}:
+        problem("bitmaps", "%s: snapshot bitmaps without a snapshot: %s"
+                % (name, sorted(in_chain - {"virbackup-snapshot/" + s for s in internal_snaps})))
     names = {b for b in names if not b.startswith("virbackup-snapshot/")}
     # files: the domain's images are its chain and what its snapshots name; nothing else
     # made for it (an overlay of a snapshot cut short, a revert's new overlay) is left

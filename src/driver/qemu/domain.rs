@@ -395,6 +395,7 @@ pub(crate) fn domain_define_xml(driver: &QemuDriver, xml: &str, flags: u32) -> R
                     checkpoints: Checkpoints::new(FROM),
                     snapshots: Snapshots::new(FROM),
                     snapshot_checkpoints: Default::default(),
+                    snapshot_reverts: Default::default(),
                     jobs: JobFile::default(),
                 };
                 let id = domain.id();

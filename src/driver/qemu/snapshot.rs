@@ -144,6 +144,7 @@ impl QemuDriver {
             def: domain.snapshots.get(name)?.clone(),
             current: domain.snapshots.current() == Some(name),
             checkpoint: domain.snapshot_checkpoints.get(name).cloned(),
+            reverts: domain.snapshot_reverts.get(name).cloned().unwrap_or_default(),
         };
         self.layout.save(&self.layout.snapshot_file(domain.name(), name), &store::snapshot_document(&stored))
     }
@@ -182,6 +183,52 @@ impl QemuDriver {
         }
     }
 
+    /// Removes the overlays reverts made that nothing uses any more: neither the domain
+    /// (its disks' images and the images below them) nor a snapshot other than those
+    /// in `leaving` (their overlays, and the disks of their definitions). A file that is
+    /// gone already is only forgotten.
+    fn remove_unused_reverts(&self, domain: &mut QemuDomain, leaving: &[String]) -> Result<()> {
+        if domain.snapshot_reverts.is_empty() {
+            return Ok(());
+        }
+        let mut used: Vec<PathBuf> = Vec::new();
+        for def in [domain.persistent.as_deref(), domain.live.as_ref().map(|l| &*l.def)].into_iter().flatten() {
+            for disk in def.disks.iter().filter_map(|d| d.source.as_ref()) {
+                let mut at = Some(PathBuf::from(disk));
+                while let Some(image) = at.filter(|i| !used.contains(i)) {
+                    at = image::state(&image).ok().and_then(|s| s.backing).map(|b| resolve_backing(&image, &b));
+                    used.push(image);
+                }
+            }
+        }
+        for snap in domain.snapshots.all_topological().into_iter().filter(|s| !leaving.contains(&s.name)) {
+            used.extend(snap.disks.iter().filter_map(|d| d.path.clone()).map(PathBuf::from));
+            let sources = snap.domain.iter().flat_map(|d| d.disks.iter().filter_map(|d| d.source.clone()));
+            used.extend(sources.map(PathBuf::from));
+        }
+        let names: Vec<String> = domain.snapshot_reverts.keys().cloned().collect();
+        for name in names {
+            let files = domain.snapshot_reverts.get(&name).cloned().unwrap_or_default();
+            let (kept, unused): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| used.contains(f));
+            if unused.is_empty() {
+                continue;
+            }
+            for file in &unused {
+                match std::fs::remove_file(file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::system(FROM, format!("cannot remove '{}'", file.display()), &e)),
+                }
+            }
+            domain.snapshot_reverts.insert(name.clone(), kept);
+            if domain.snapshots.contains(&name) {
+                self.save_snapshot(domain, &name)?;
+            }
+        }
+        domain.snapshot_reverts.retain(|_, files| !files.is_empty());
+        Ok(())
+    }
+
     /// Forgets a snapshot just taken with `NO_METADATA`: what it made in the images
     /// stays (an internal snapshot keeps its bitmap, for a later REDEFINE and revert to
     /// find), its metadata goes, and the snapshot current before is current again.
@@ -192,6 +239,12 @@ impl QemuDriver {
     /// Removes snapshot metadata per the delete flags: reparented children are rewritten
     /// first, then the current snapshot, then the files of the deleted ones.
     fn delete_snapshot_metadata(&self, domain: &mut QemuDomain, name: &str, flags: u32) -> Result<()> {
+        if flags & Delete::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY as u32 == 0 {
+            // The overlays reverts to the doomed snapshots made go first, unless used.
+            let doomed: Vec<String> =
+                domain.snapshots.to_be_deleted(name, flags)?.into_iter().map(|d| d.name).collect();
+            self.remove_unused_reverts(domain, &doomed)?;
+        }
         let old_current = domain.snapshots.current().map(str::to_string);
         let deleted = domain.snapshots.delete(name, flags)?;
         for child in &deleted.reparented {
@@ -202,6 +255,7 @@ impl QemuDriver {
         }
         for removed in &deleted.removed {
             domain.snapshot_checkpoints.remove(&removed.name);
+            domain.snapshot_reverts.remove(&removed.name);
             self.layout.remove(&self.layout.snapshot_file(domain.name(), &removed.name))?;
         }
         Ok(())
@@ -1100,7 +1154,12 @@ fn take_live_overlays(
             intent.jobs.push(store.create_job_id());
         }
     }
-    let stored = StoredSnapshot { def: prepared.def.clone(), current: true, checkpoint: checkpoint.clone() };
+    let stored = StoredSnapshot {
+        def: prepared.def.clone(),
+        current: true,
+        checkpoint: checkpoint.clone(),
+        reverts: Vec::new(),
+    };
     if let Some(SnapshotStep::Create { live, .. }) = &mut intent.snapshot {
         *live = Some(LiveOverlays {
             nodes: stores.iter().map(|s| s.format_node.clone()).collect(),
@@ -1286,7 +1345,24 @@ pub(crate) fn finish_revert(
         kill_point("snapshot-image-applied");
     }
     let dom = &mut inner.domains[at];
-    let Ok(snap) = dom.snapshots.get(name) else { return Ok(()) };
+    if !dom.snapshots.contains(name) {
+        return Ok(());
+    }
+    // A new overlay of its own (not one put in the place of the snapshot's) is recorded
+    // with the snapshot before the domain moves onto it, to be found and removed once
+    // nothing uses it.
+    let recorded = dom.snapshot_reverts.entry(name.to_string()).or_default();
+    let made: Vec<PathBuf> = images
+        .iter()
+        .filter(|(path, aside)| external && path == aside && !recorded.contains(path))
+        .map(|(path, _)| path.clone())
+        .collect();
+    if !made.is_empty() {
+        recorded.extend(made);
+        driver.save_snapshot(dom, name)?;
+    }
+    dom.snapshot_reverts.retain(|_, files| !files.is_empty());
+    let snap = dom.snapshots.get(name)?;
     let finals: Vec<&std::path::Path> = images.iter().map(|(path, _)| path.as_path()).collect();
     let def = match with_overlays(snap, external.then_some(finals.as_slice()))? {
         Some(def) => Some(std::sync::Arc::new(def)),
@@ -1300,7 +1376,8 @@ pub(crate) fn finish_revert(
     driver.set_current_snapshot(dom, Some(name))?;
     let checkpoint = dom.snapshot_checkpoints.get(name).filter(|c| dom.checkpoints.contains(c)).cloned();
     dom.checkpoints.set_current(checkpoint.as_deref());
-    driver.save_current(dom)
+    driver.save_current(dom)?;
+    driver.remove_unused_reverts(dom, &[])
 }
 
 /// Reverts a domain to an external snapshot, going beyond libvirt 9.0 (which refuses):
@@ -1335,6 +1412,9 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &Sna
     // The snapshot's own overlays are replaced when nothing else needs them: the
     // domain is on them and no later snapshot was taken over them. Otherwise each disk
     // gets a new overlay of its own beside them, and they stay as they are.
+    // The new overlays carry the bitmaps of the checkpoints there are: one left below
+    // by a checkpoint deleted since the snapshot does not come back.
+    let checkpoints: Vec<String> = domain.checkpoints.all_topological().iter().map(|c| c.name.clone()).collect();
     let replace = domain.snapshots.child_count(name)? == 0
         && work.iter().all(|(overlay, now, _, _)| now.as_deref() == Some(overlay.as_path()));
     let mut intent = Intent::new("snapshot revert", domain.name());
@@ -1365,7 +1445,7 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &Sna
             {
                 return Err(invalid(format!("'{}' is in the way", file.path.display())));
             }
-            image::create_overlay(&file.path, base, base_format, |b| !is_snapshot_bitmap(b))?;
+            image::create_overlay(&file.path, base, base_format, |b| checkpoints.iter().any(|c| c == b))?;
         }
         past_point_of_no_return(journal)
     });

@@ -84,6 +84,8 @@ pub(crate) struct QemuDomain {
     pub(crate) snapshots: Snapshots,
     /// For each snapshot, the checkpoint that was current when it was taken.
     pub(crate) snapshot_checkpoints: HashMap<String, String>,
+    /// For each snapshot, the overlays reverts to it made that may still be in use.
+    pub(crate) snapshot_reverts: HashMap<String, Vec<std::path::PathBuf>>,
     /// The running backup job and the last finished one.
     pub(crate) jobs: JobFile,
 }
@@ -413,6 +415,12 @@ impl QemuDriver {
                     .iter()
                     .filter_map(|s| s.checkpoint.clone().map(|c| (s.def.name.clone(), c)))
                     .collect();
+                let snapshot_reverts = found
+                    .snapshots
+                    .iter()
+                    .filter(|s| !s.reverts.is_empty())
+                    .map(|s| (s.def.name.clone(), s.reverts.clone()))
+                    .collect();
                 let (mut snapshots, problems) =
                     Snapshots::load(FROM, found.snapshots.into_iter().map(|s| s.def).collect());
                 for problem in problems {
@@ -438,6 +446,7 @@ impl QemuDriver {
                     checkpoints,
                     snapshots,
                     snapshot_checkpoints,
+                    snapshot_reverts,
                     jobs: JobFile::default(),
                 };
                 domain.jobs = JobFile::parse(found.job.as_deref(), domain.name());

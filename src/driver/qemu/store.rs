@@ -535,24 +535,34 @@ pub struct StoredSnapshot {
     pub def: SnapshotDef,
     pub current: bool,
     pub checkpoint: Option<String>,
+    /// The overlays reverts to this snapshot made (virbackup's own elements), removed
+    /// once nothing uses them.
+    pub reverts: Vec<PathBuf>,
 }
 
 /// The element that records a snapshot's checkpoint in its metadata file.
 const SNAPSHOT_CHECKPOINT: &str = "virbackup:checkpoint";
+/// The element that records an overlay a revert to the snapshot made.
+const SNAPSHOT_REVERT: &str = "virbackup:revert";
 
 /// The metadata file of a snapshot: libvirt's format (with secrets and `<active>`), and
 /// the checkpoint in virbackup's namespace, which libvirt's reader passes over.
 pub fn snapshot_document(stored: &StoredSnapshot) -> String {
     let how = SnapshotFormat { secure: true, internal: true, current: stored.current };
     let mut text = stored.def.format(None, how);
+    let mut elements = Vec::new();
     if let Some(checkpoint) = &stored.checkpoint {
+        elements.push(Element::new(SNAPSHOT_CHECKPOINT).with_text(checkpoint.clone()));
+    }
+    for file in &stored.reverts {
+        elements.push(Element::new(SNAPSHOT_REVERT).with_attr("file", file.to_string_lossy()));
+    }
+    for mut element in elements {
         let end = text.rfind("</domainsnapshot>").unwrap_or(text.len());
-        let mut element = String::new();
-        Element::new(SNAPSHOT_CHECKPOINT)
-            .with_attr("xmlns:virbackup", super::NAMESPACE)
-            .with_text(checkpoint.clone())
-            .write(&mut element, 2);
-        text.insert_str(end, &element);
+        let mut written = String::new();
+        element.attrs.insert(0, ("xmlns:virbackup".to_string(), super::NAMESPACE.to_string()));
+        element.write(&mut written, 2);
+        text.insert_str(end, &written);
     }
     text
 }
@@ -562,7 +572,13 @@ pub fn parse_snapshot_document(text: &str) -> std::result::Result<StoredSnapshot
     let (def, current) = SnapshotDef::parse_stored(text, how).map_err(|e| e.message)?;
     let root = Element::parse(text).map_err(|e| format!("{e:?}"))?;
     let checkpoint = root.child(SNAPSHOT_CHECKPOINT).map(Element::text).filter(|c| !c.is_empty());
-    Ok(StoredSnapshot { def, current, checkpoint })
+    let reverts = root
+        .elements()
+        .filter(|e| e.name == SNAPSHOT_REVERT)
+        .filter_map(|e| e.attr("file"))
+        .map(PathBuf::from)
+        .collect();
+    Ok(StoredSnapshot { def, current, checkpoint, reverts })
 }
 
 /// Marks a domain autostart (or not): creates or removes its link, durably.
@@ -757,14 +773,21 @@ mod tests {
         )
         .unwrap();
         for (current, checkpoint) in [(true, Some("c<1>&".to_string())), (false, None)] {
-            let stored = StoredSnapshot { def: def.clone(), current, checkpoint: checkpoint.clone() };
+            let reverts = vec![PathBuf::from("/d/a.e1.1")];
+            let stored = StoredSnapshot { def: def.clone(), current, checkpoint: checkpoint.clone(), reverts };
             let text = snapshot_document(&stored);
             assert!(text.contains(&format!("<active>{}</active>", u8::from(current))), "{text}");
             let again = parse_snapshot_document(&text).unwrap();
             assert_eq!((again.def.name.as_str(), again.current, again.checkpoint), ("s1", current, checkpoint));
+            assert_eq!(again.reverts, [PathBuf::from("/d/a.e1.1")]);
         }
         // What libvirt reads: its own format, the checkpoint in a namespace of ours.
-        let text = snapshot_document(&StoredSnapshot { def, current: true, checkpoint: Some("c1".into()) });
+        let text = snapshot_document(&StoredSnapshot {
+            def,
+            current: true,
+            checkpoint: Some("c1".into()),
+            reverts: Vec::new(),
+        });
         assert!(
             text.contains("<virbackup:checkpoint xmlns:virbackup='urn:virbackup:domain:1'>c1</virbackup:checkpoint>"),
             "{text}"
