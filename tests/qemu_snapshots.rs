@@ -708,3 +708,29 @@ fn a_running_domain_moves_onto_an_overlay_made_beforehand() {
     assert_eq!(common::bitmap_names(&mine), ["c1"]);
     assert!(compare(&mine, &now), "the writes went to the reused overlay");
 }
+
+/// A snapshot would move or rewrite the images a backup job reads: while one runs,
+/// snapshots, reverts and deletions are refused, and nothing is made.
+#[test]
+fn snapshots_wait_for_no_backup_job() {
+    let fixture = Fixture::new();
+    let driver = open(&fixture);
+    let (dom, vda) = define(&fixture, &*driver);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("s1"), 0).unwrap();
+    driver.domain_create(&dom, 0).unwrap();
+    let xml = common::pull_xml(&fixture.image("pull.sock"), &fixture.image("scratch.qcow2"), None);
+    driver.backup_begin(&dom, &xml, None, 0).unwrap();
+    let refused = "Requested operation is not valid: cannot take a snapshot of domain 'vm' while a backup job runs \
+                   on its disks";
+    for flags in [0, 1 << 4] {
+        let e = driver.snapshot_create_xml(&dom, &snapshot_xml("s2"), flags).unwrap_err();
+        assert_eq!(e.message, refused);
+    }
+    assert!(driver.revert_to_snapshot(&dom, "s1", 0).unwrap_err().message.contains("while a backup job runs"));
+    assert!(driver.snapshot_delete(&dom, "s1", 0).unwrap_err().message.contains("while a backup job runs"));
+    assert!(!vda.with_extension("s2").exists());
+    driver.domain_abort_job(&dom, 0).unwrap();
+    wait_job(&*driver, &dom);
+    driver.snapshot_create_xml(&dom, &snapshot_xml("s2"), 1 << 4).unwrap();
+    driver.domain_destroy(&dom, 0).unwrap();
+}
