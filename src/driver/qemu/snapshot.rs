@@ -1255,17 +1255,17 @@ pub(crate) fn revert_to_snapshot(driver: &QemuDriver, dom: &DomainId, name: &str
                 format!("snapshot '{name}' lacks domain '{}' rollback info", domain.name()),
             ));
         }
+        let running = domain.live.is_some();
+        if running && domain.persistent.is_none() {
+            return Err(not_yet("reverts of a transient domain"));
+        }
+        QemuDriver::check_no_backup_job(domain, "revert")?;
         if snap.is_external() {
             return revert_external(driver, inner, at, &snap);
         }
         if !matches!(snap.state, SnapshotState::Shutoff | SnapshotState::DiskSnapshot) {
             return Err(not_yet("reverts to snapshots with memory state"));
         }
-        let running = domain.live.is_some();
-        if running && domain.persistent.is_none() {
-            return Err(not_yet("reverts of a transient domain"));
-        }
-        QemuDriver::check_no_backup_job(domain, "revert")?;
         check_same_images(&snap, domain.def())?;
         let images = internal_images(&snap, domain.def());
         for path in &images {
@@ -1396,10 +1396,6 @@ fn revert_external(driver: &QemuDriver, inner: &mut Inner, at: usize, snap: &Sna
     let domain = &inner.domains[at];
     let name = snap.name.as_str();
     let running = domain.live.is_some();
-    if running && domain.persistent.is_none() {
-        return Err(not_yet("reverts of a transient domain"));
-    }
-    QemuDriver::check_no_backup_job(domain, "revert")?;
     let taken = snap.domain.clone().ok_or_else(|| invalid(format!("snapshot '{name}' lacks its domain")))?;
     let mut work = Vec::new();
     for disk in snap.disks.iter().filter(|d| d.kind == SnapshotLocation::External) {

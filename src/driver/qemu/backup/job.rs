@@ -175,10 +175,7 @@ impl QemuDriver {
     /// Refuses what would take the disks from a shut-off domain's running job.
     pub(crate) fn check_no_job_daemon(domain: &QemuDomain, action: &str) -> Result<()> {
         if domain.jobs.active.as_ref().is_some_and(|j| j.engine.daemon.is_some()) {
-            return Err(invalid(format!(
-                "cannot {action} domain '{}' while a backup job runs on its disks",
-                domain.name()
-            )));
+            return Self::check_no_backup_job(domain, action);
         }
         Ok(())
     }
