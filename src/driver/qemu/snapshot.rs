@@ -196,7 +196,7 @@ impl QemuDriver {
             for disk in def.disks.iter().filter_map(|d| d.source.as_ref()) {
                 let mut at = Some(PathBuf::from(disk));
                 while let Some(image) = at.filter(|i| !used.contains(i)) {
-                    at = image::state(&image).ok().and_then(|s| s.backing).map(|b| resolve_backing(&image, &b));
+                    at = backing_of(&image);
                     used.push(image);
                 }
             }
@@ -637,7 +637,7 @@ fn other_users(domain: &QemuDomain, disk: &str, overlay: &std::path::Path, base:
         if seen.contains(&image) {
             continue;
         }
-        let backing = image::state(&image).ok().and_then(|s| s.backing).map(|b| resolve_backing(&image, &b));
+        let backing = backing_of(&image);
         if backing.as_deref() == Some(base) && image != overlay {
             return Some(image);
         }
@@ -656,10 +656,15 @@ fn find_in_chain(top: Option<PathBuf>, overlay: &std::path::Path) -> Result<Opti
         if image == overlay {
             return Ok(above);
         }
-        at = image::state(&image).ok().and_then(|s| s.backing).map(|b| resolve_backing(&image, &b));
+        at = backing_of(&image);
         above = Some(image);
     }
     Err(Error::new(FROM, Code::VIR_ERR_INVALID_ARG, "could not find base disk source in disk source chain"))
+}
+
+/// The image a qcow2 image reads through to, if any (a raw one has none).
+fn backing_of(image: &std::path::Path) -> Option<PathBuf> {
+    image::state(image).ok().and_then(|s| s.backing).map(|b| resolve_backing(image, &b))
 }
 
 /// A backing file name as an image's header gives it, relative to the image's folder.
